@@ -1,0 +1,383 @@
+//! The command line: flags in containerd's own vocabulary, and the
+//! subcommands that drive the library.
+//!
+//! stdout carries only results (the bundle path, a listing, or JSON); logs
+//! and errors go to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use sysinfo::System;
+
+use crate::analyze::{self, Finding};
+use crate::bundle::manifest::{self, DaemonRef, HostId, Manifest, Tool};
+use crate::bundle::{BundleWriter, resolve_target, spawn_writer};
+use crate::engine;
+use crate::kinds::Context;
+use crate::report::{Counts, Summary};
+use crate::source::Containerd;
+use crate::spec::{self, Selection, Spec};
+
+/// Where operators put their own collector specs.
+const SYSTEM_SPECS: &str = "/etc/rctr-diag/collectors.d";
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The bundle was written and every collector was ok or skipped.
+    Clean = 0,
+    /// The bundle was written, but some collectors failed, timed out or
+    /// were interrupted.
+    Partial = 1,
+    /// No bundle could be written.
+    NoBundle = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Collects a support bundle from a node running containerd.
+#[derive(Debug, Parser)]
+#[command(name = "rctr-diag", version, about)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log more: -v for each collector's start and end, -vv for decisions.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Collect a support bundle (.tar.gz) from this node.
+    Collect(CollectArgs),
+    /// List every known collector: name, kind, tags, default, description.
+    Collectors(CollectorsArgs),
+}
+
+#[derive(Debug, Args)]
+struct SpecArgs {
+    /// Also load collector specs (*.toml) from this folder; repeatable.
+    #[arg(long = "collectors", value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+    /// Folder of the operator's system-wide collector specs.
+    #[arg(long, value_name = "DIR", default_value = SYSTEM_SPECS, hide = true)]
+    system_collectors: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CollectArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        short,
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    address: PathBuf,
+    /// containerd's debug socket (pprof, expvar).
+    #[arg(long, value_name = "PATH", default_value = "/run/containerd/debug.sock")]
+    debug_address: PathBuf,
+    /// Namespace to look into; repeatable. Default: all namespaces.
+    #[arg(short, long = "namespace", value_name = "NAME")]
+    namespaces: Vec<String>,
+    /// Folder for the bundle, or the bundle's file path (*.tar.gz).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Deadline for the whole run, e.g. 30s or 2m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Run only these collectors (names or tags; comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "NAME|TAG")]
+    only: Vec<String>,
+    /// Do not run these collectors (names or tags).
+    #[arg(long, value_delimiter = ',', value_name = "NAME|TAG")]
+    skip: Vec<String>,
+    /// At most this many calls in flight to containerd at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    max_calls: usize,
+    /// Print a JSON object (bundle path, collector counts, findings) instead
+    /// of the bare bundle path.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    specs: SpecArgs,
+}
+
+#[derive(Debug, Args)]
+struct CollectorsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    specs: SpecArgs,
+}
+
+impl Cli {
+    /// The log level the flags ask for.
+    pub fn verbosity(&self) -> tracing::Level {
+        match (self.quiet, self.verbose) {
+            (true, _) => tracing::Level::ERROR,
+            (false, 0) => tracing::Level::WARN,
+            (false, 1) => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        }
+    }
+}
+
+/// Starts logging to stderr at `level`.
+pub fn init_logging(level: tracing::Level) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+}
+
+/// Runs the command the flags name.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Collect(args) => collect(args),
+        Command::Collectors(args) => list(args),
+    }
+}
+
+fn load_specs(args: &SpecArgs) -> anyhow::Result<Vec<Spec>> {
+    Ok(spec::load(Some(&args.system_collectors), &args.dirs)?)
+}
+
+fn list(args: CollectorsArgs) -> anyhow::Result<Exit> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        name: &'a str,
+        kind: &'a str,
+        tags: &'a [String],
+        default: bool,
+        timeout: String,
+        output: &'a str,
+        description: &'a str,
+        origin: &'a str,
+    }
+    let specs = load_specs(&args.specs)?;
+    let lines: Vec<Line> = specs
+        .iter()
+        .map(|spec| Line {
+            name: &spec.name,
+            kind: spec.kind.name(),
+            tags: &spec.tags,
+            default: spec.default,
+            timeout: humantime::format_duration(spec.timeout).to_string(),
+            output: &spec.output,
+            description: &spec.description,
+            origin: &spec.origin,
+        })
+        .collect();
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &lines)?;
+        writeln!(out)?;
+        return Ok(Exit::Clean);
+    }
+    let width = |f: fn(&Line) -> usize| lines.iter().map(f).max().unwrap_or(0);
+    let name_w = width(|l| l.name.len()).max(4);
+    let kind_w = width(|l| l.kind.len()).max(4);
+    let tags_w = width(|l| l.tags.join(",").len()).max(4);
+    writeln!(
+        out,
+        "{:name_w$}  {:kind_w$}  {:tags_w$}  DEFAULT  DESCRIPTION",
+        "NAME", "KIND", "TAGS"
+    )?;
+    for line in &lines {
+        writeln!(
+            out,
+            "{:name_w$}  {:kind_w$}  {:tags_w$}  {:7}  {}",
+            line.name,
+            line.kind,
+            line.tags.join(","),
+            if line.default { "yes" } else { "no" },
+            line.description
+        )?;
+    }
+    Ok(Exit::Clean)
+}
+
+/// What `collect --json` prints.
+#[derive(Serialize)]
+struct CollectReport<'a> {
+    bundle: &'a Path,
+    complete: bool,
+    counts: &'a Counts,
+    findings: &'a [Finding],
+}
+
+fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+
+    // Plan: every spec is checked before anything runs.
+    let specs = load_specs(&args.specs)?;
+    let selection = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
+    let chosen = spec::select(&specs, &selection)?;
+
+    // The destination is opened first, so an unwritable folder costs nothing.
+    let hostname = System::host_name().unwrap_or_else(|| "unknown-host".into());
+    let file_name = format!(
+        "rctr-diag-{}-{}.tar.gz",
+        file_safe(&hostname),
+        started_at.format("%Y%m%dT%H%M%SZ")
+    );
+    let target = resolve_target(args.output.as_deref(), &file_name)?;
+    let writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(collect_into(&args, chosen, writer, started_at, clock));
+    // A blocking read stuck in the kernel must not hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    let (path, manifest, summary) = result?;
+
+    let exit = if !manifest.complete
+        || manifest.collectors.iter().any(|c| c.status.is_failure())
+    {
+        Exit::Partial
+    } else {
+        Exit::Clean
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let report = CollectReport {
+            bundle: &path,
+            complete: manifest.complete,
+            counts: &summary.counts,
+            findings: &summary.findings,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", path.display())?;
+    }
+    Ok(exit)
+}
+
+async fn collect_into(
+    args: &CollectArgs,
+    chosen: Vec<Spec>,
+    writer: BundleWriter,
+    started_at: chrono::DateTime<chrono::Utc>,
+    clock: Instant,
+) -> anyhow::Result<(PathBuf, Manifest, Summary)> {
+    let stop = interrupt_signal().context("cannot listen for SIGINT and SIGTERM")?;
+    let (sink, thread) = spawn_writer(writer);
+    let ctx = Arc::new(Context {
+        containerd: Containerd::new(args.address.clone(), args.max_calls),
+        debug_address: args.debug_address.clone(),
+        namespaces: args.namespaces.clone(),
+    });
+
+    // Leave a moment of the overall deadline for the report and the archive.
+    let reserve = (args.timeout / 10).min(Duration::from_secs(1));
+    let deadline = clock + args.timeout.saturating_sub(reserve);
+    let result = engine::run(chosen, ctx.clone(), &sink, deadline, stop).await;
+    drop(sink);
+    let (mut writer, failure) = thread.close().await;
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+
+    let finished_at = chrono::Utc::now();
+    let version = ctx.containerd.known_version();
+    let mut manifest = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        tool: Tool {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        command_line: std::env::args().collect(),
+        host: HostId {
+            hostname: System::host_name().unwrap_or_default(),
+            os: System::long_os_version(),
+            kernel: System::kernel_version(),
+        },
+        containerd: DaemonRef {
+            address: args.address.display().to_string(),
+            debug_address: args.debug_address.display().to_string(),
+            version: version.map(|v| v.version.clone()),
+            revision: version.map(|v| v.revision.clone()),
+        },
+        started_at: rfc3339(started_at),
+        finished_at: rfc3339(finished_at),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        complete: result.interrupted.is_none(),
+        incomplete_reason: result.interrupted,
+        collectors: result.records,
+        files: Vec::new(),
+    };
+
+    // Analyze, then report: the summaries are files of the bundle too.
+    let findings = analyze::analyze(&analyze::Input {
+        entries: writer.entries(),
+        collectors: &manifest.collectors,
+    });
+    let summary = Summary::new(&manifest, findings);
+    writer.add("report", "summary.json", &json_bytes(&summary)?)?;
+    writer.add("report", "summary.md", summary.markdown().as_bytes())?;
+    manifest.files = writer.files().to_vec();
+    writer.add("report", "manifest.json", &json_bytes(&manifest)?)?;
+    let path = writer.finish()?;
+    Ok((path, manifest, summary))
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM.
+fn interrupt_signal() -> std::io::Result<impl Future<Output = String>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => "interrupted by SIGINT".to_string(),
+            _ = term.recv() => "interrupted by SIGTERM".to_string(),
+        }
+    })
+}
+
+fn json_bytes<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+    let mut data = serde_json::to_vec_pretty(value)?;
+    data.push(b'\n');
+    Ok(data)
+}
+
+fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Keeps letters, digits, '-' and '.'; anything else becomes '_'.
+fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! Collector kinds: the Rust behind the specs, one file per kind.
+//!
+//! A kind reads from a source through the shared [`Context`] and writes
+//! through its [`Output`]; it never touches the archive, never decides its own
+//! deadline (the engine does) and reports a known limit as
+//! [`Outcome::Skipped`] with the reason, not as an error.
+
+mod containerd_process;
+mod deprecations;
+mod host_info;
+mod namespaces;
+mod plugins;
+mod server;
+mod version;
+
+use std::path::PathBuf;
+
+use crate::bundle::{Output, SinkError};
+use crate::source::{Containerd, ContainerdError};
+
+pub use deprecations::{DeprecationReport, Warning};
+pub use plugins::{PluginRecord, PluginStatus};
+
+/// Everything collectors share during one run.
+pub struct Context {
+    pub containerd: Containerd,
+    pub debug_address: PathBuf,
+    /// Namespaces to look into; empty means all.
+    pub namespaces: Vec<String>,
+}
+
+/// How a collector that did not fail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Nothing (or not everything) could be collected, for a known reason
+    /// the operator may act on.
+    Skipped(String),
+}
+
+/// Why a collector failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("cannot read {what}")]
+    Host {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A collector kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    ContainerdVersion,
+    ContainerdServer,
+    ContainerdPlugins,
+    ContainerdNamespaces,
+    ContainerdDeprecations,
+    HostInfo,
+    ContainerdProcess,
+}
+
+impl Kind {
+    /// Every kind, in the order `rctr-diag collectors` lists them.
+    pub const ALL: &[Kind] = &[
+        Kind::ContainerdVersion,
+        Kind::ContainerdServer,
+        Kind::ContainerdPlugins,
+        Kind::ContainerdNamespaces,
+        Kind::ContainerdDeprecations,
+        Kind::HostInfo,
+        Kind::ContainerdProcess,
+    ];
+
+    /// The name used in spec files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ContainerdVersion => "containerd-version",
+            Kind::ContainerdServer => "containerd-server",
+            Kind::ContainerdPlugins => "containerd-plugins",
+            Kind::ContainerdNamespaces => "containerd-namespaces",
+            Kind::ContainerdDeprecations => "containerd-deprecations",
+            Kind::HostInfo => "host-info",
+            Kind::ContainerdProcess => "containerd-process",
+        }
+    }
+
+    /// Looks a kind up by its spec name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|kind| kind.name() == name)
+    }
+
+    /// Whether the kind needs the daemon to answer.
+    pub fn needs_daemon(self) -> bool {
+        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
+    }
+
+    /// The `params` keys a spec of this kind may set.
+    pub fn params(self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Runs the kind.
+    pub async fn collect(self, ctx: &Context, out: &Output) -> Result<Outcome, CollectError> {
+        match self {
+            Kind::ContainerdVersion => version::collect(ctx, out).await,
+            Kind::ContainerdServer => server::collect(ctx, out).await,
+            Kind::ContainerdPlugins => plugins::collect(ctx, out).await,
+            Kind::ContainerdNamespaces => namespaces::collect(ctx, out).await,
+            Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
+            Kind::HostInfo => host_info::collect(out).await,
+            Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
+        }
+    }
+}
+
+/// Formats a protobuf timestamp as RFC 3339 UTC.
+fn rfc3339(ts: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| format!("{}s", ts.seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip_and_are_unique() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_name(kind.name()), Some(*kind));
+        }
+        let mut names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), Kind::ALL.len());
+    }
+}

@@ -1,0 +1,17 @@
+//! rctr-diag collects a support bundle from a node running containerd.
+//!
+//! The flow is plan → collect → analyze → report: collector specs (data, in
+//! [`spec`]) select collector kinds (Rust, in [`kinds`]); the [`engine`] runs
+//! them concurrently under deadlines, streaming their entries into the
+//! [`bundle`]; [`analyze`] turns the entries into findings; [`report`] writes
+//! the summary. Sources of data (the containerd API, the host) live in
+//! [`source`].
+
+pub mod analyze;
+pub mod bundle;
+pub mod cli;
+pub mod engine;
+pub mod kinds;
+pub mod report;
+pub mod source;
+pub mod spec;

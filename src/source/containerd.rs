@@ -1,0 +1,334 @@
+//! The containerd gRPC API as a source of data.
+//!
+//! One [`Containerd`] is shared by every collector of a run. It checks the
+//! socket path before connecting, so a missing socket or a plain file is
+//! named as such rather than surfacing as a transport error. It connects once
+//! and lazily, bounds how many calls reach the daemon at once (the daemon may
+//! already be struggling), raises tonic's 4 MiB message limit to containerd's
+//! 16 MiB, and caches the daemon's version, which several collectors need.
+
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use containerd_client::services::v1::introspection_client::IntrospectionClient;
+use containerd_client::services::v1::namespaces_client::NamespacesClient;
+use containerd_client::services::v1::version_client::VersionClient;
+use containerd_client::services::v1::{
+    ListNamespacesRequest, Namespace, Plugin, PluginsRequest, ServerResponse,
+};
+use tokio::sync::{OnceCell, Semaphore};
+use tonic::transport::{Channel, Endpoint};
+
+/// containerd's own limit on a gRPC message.
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// What the Version RPC returns.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DaemonVersion {
+    pub version: String,
+    pub revision: String,
+}
+
+impl DaemonVersion {
+    /// The release as numbers, read from strings such as `1.6.20~ds1`,
+    /// `v1.7.24` or `2.1.9+unknown`.
+    pub fn release(&self) -> Option<(u32, u32, u32)> {
+        let text = self.version.trim_start_matches('v');
+        let end = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let mut parts = text[..end].split('.').map(|part| part.parse::<u32>().ok());
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) => Some((major, minor, patch)),
+            _ => None,
+        }
+    }
+}
+
+/// A containerd call that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerdError {
+    #[error("containerd socket {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{path} is a {what}, not a unix socket; is it containerd's address?")]
+    NotSocket { path: PathBuf, what: &'static str },
+    #[error("cannot inspect containerd socket {path}")]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot connect to containerd at {path}")]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: tonic::Status,
+    },
+    #[error("{path} does not answer as containerd ({rpc} failed)")]
+    NotContainerd {
+        path: PathBuf,
+        rpc: &'static str,
+        #[source]
+        source: tonic::Status,
+    },
+    #[error("{rpc} failed on containerd at {path}")]
+    Rpc {
+        path: PathBuf,
+        rpc: &'static str,
+        #[source]
+        source: tonic::Status,
+    },
+}
+
+/// A handle on one containerd daemon, shared by the collectors of a run.
+pub struct Containerd {
+    address: PathBuf,
+    channel: OnceCell<Channel>,
+    calls: Semaphore,
+    version: OnceCell<DaemonVersion>,
+}
+
+impl Containerd {
+    /// Creates a handle; nothing is connected until the first call.
+    pub fn new(address: PathBuf, max_concurrent_calls: usize) -> Self {
+        Self {
+            address,
+            channel: OnceCell::new(),
+            calls: Semaphore::new(max_concurrent_calls.max(1)),
+            version: OnceCell::new(),
+        }
+    }
+
+    /// The socket path this handle talks to.
+    pub fn address(&self) -> &Path {
+        &self.address
+    }
+
+    /// Returns the daemon's version, asking it once per run.
+    pub async fn version(&self) -> Result<&DaemonVersion, ContainerdError> {
+        self.version
+            .get_or_try_init(|| async {
+                let mut client = VersionClient::new(self.channel().await?)
+                    .max_decoding_message_size(MAX_MESSAGE);
+                let response = self.call("Version.Version", client.version(())).await?;
+                let response = response.into_inner();
+                Ok(DaemonVersion {
+                    version: response.version,
+                    revision: response.revision,
+                })
+            })
+            .await
+    }
+
+    /// The version if an earlier call already learned it.
+    pub fn known_version(&self) -> Option<&DaemonVersion> {
+        self.version.get()
+    }
+
+    /// Calls `Introspection.Server`.
+    pub async fn server(&self) -> Result<ServerResponse, ContainerdError> {
+        let mut client = self.introspection().await?;
+        let response = self.call("Introspection.Server", client.server(())).await?;
+        Ok(response.into_inner())
+    }
+
+    /// Calls `Introspection.Plugins` with the given filters.
+    pub async fn plugins(&self, filters: Vec<String>) -> Result<Vec<Plugin>, ContainerdError> {
+        let mut client = self.introspection().await?;
+        let request = PluginsRequest { filters };
+        let response = self.call("Introspection.Plugins", client.plugins(request)).await?;
+        Ok(response.into_inner().plugins)
+    }
+
+    /// Calls `Namespaces.List`.
+    pub async fn namespaces(&self) -> Result<Vec<Namespace>, ContainerdError> {
+        let mut client =
+            NamespacesClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = ListNamespacesRequest::default();
+        let response = self.call("Namespaces.List", client.list(request)).await?;
+        Ok(response.into_inner().namespaces)
+    }
+
+    async fn introspection(&self) -> Result<IntrospectionClient<Channel>, ContainerdError> {
+        let channel = self.channel().await?;
+        Ok(IntrospectionClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+    }
+
+    /// Runs one RPC while holding a slot of the concurrency bound, and
+    /// classifies its failure.
+    async fn call<T>(
+        &self,
+        rpc: &'static str,
+        request: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, ContainerdError> {
+        let _slot = self.calls.acquire().await.expect("the semaphore is never closed");
+        request.await.map_err(|status| self.classify(rpc, status))
+    }
+
+    fn classify(&self, rpc: &'static str, status: tonic::Status) -> ContainerdError {
+        let path = self.address.clone();
+        if is_connect_failure(&status) {
+            ContainerdError::Unreachable {
+                path,
+                source: status,
+            }
+        } else if speaks_other_protocol(&status) {
+            ContainerdError::NotContainerd {
+                path,
+                rpc,
+                source: status,
+            }
+        } else {
+            ContainerdError::Rpc {
+                path,
+                rpc,
+                source: status,
+            }
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, ContainerdError> {
+        check_socket(&self.address)?;
+        let channel = self
+            .channel
+            .get_or_init(|| async { lazy_channel(self.address.clone()) })
+            .await;
+        Ok(channel.clone())
+    }
+}
+
+/// Tells a missing path or a non-socket from a socket before connecting.
+fn check_socket(path: &Path) -> Result<(), ContainerdError> {
+    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ContainerdError::Missing(path.to_path_buf()),
+        _ => ContainerdError::Stat {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let kind = meta.file_type();
+    let what = if kind.is_socket() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "directory"
+    } else if kind.is_file() {
+        "regular file"
+    } else if kind.is_fifo() {
+        "fifo"
+    } else {
+        "device or other special file"
+    };
+    Err(ContainerdError::NotSocket {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
+/// A channel over the unix socket that connects on first use, so creating
+/// it never blocks and a hung daemon costs only the calls' deadlines.
+fn lazy_channel(path: PathBuf) -> Channel {
+    // The URI is required by tonic but unused: the connector below dials the
+    // unix socket.
+    Endpoint::from_static("http://[::]:50051")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector_lazy(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+}
+
+fn is_connect_failure(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::NotFound
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::TimedOut
+            );
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// A status that means the peer answered, but not as a gRPC server with
+/// containerd's services: an unknown service, or a broken HTTP/2 exchange.
+fn speaks_other_protocol(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    match status.code() {
+        Code::Unimplemented => true,
+        Code::Internal | Code::Unknown | Code::Unavailable => {
+            let text = error_chain(status).to_lowercase();
+            ["h2 protocol", "http2", "frame", "preface", "connection closed", "transport"]
+                .iter()
+                .any(|needle| text.contains(needle))
+        }
+        _ => false,
+    }
+}
+
+/// Renders an error and its sources as one line: `a: b: c`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_numbers_from_distribution_versions() {
+        let release = |v: &str| {
+            DaemonVersion {
+                version: v.into(),
+                revision: String::new(),
+            }
+            .release()
+        };
+        assert_eq!(release("1.6.20~ds1"), Some((1, 6, 20)));
+        assert_eq!(release("v1.7.24"), Some((1, 7, 24)));
+        assert_eq!(release("2.1.9+unknown"), Some((2, 1, 9)));
+        assert_eq!(release("devel"), None);
+    }
+
+    #[test]
+    fn missing_path_is_named() {
+        let err = check_socket(Path::new("/nonexistent/containerd.sock")).unwrap_err();
+        assert_eq!(err.to_string(), "containerd socket /nonexistent/containerd.sock does not exist");
+    }
+
+    #[test]
+    fn plain_file_is_not_a_socket() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = check_socket(file.path()).unwrap_err().to_string();
+        assert!(err.contains("is a regular file, not a unix socket"), "{err}");
+    }
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        let inner = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+        let err = ContainerdError::Stat {
+            path: "/x".into(),
+            source: inner,
+        };
+        assert_eq!(error_chain(&err), "cannot inspect containerd socket /x: refused");
+    }
+}

@@ -1,0 +1,6 @@
+//! Where collectors get their data from: one module per source.
+
+pub mod containerd;
+pub mod host;
+
+pub use containerd::{Containerd, ContainerdError, DaemonVersion, error_chain};
