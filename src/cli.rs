@@ -88,7 +88,11 @@ struct CollectArgs {
     )]
     address: PathBuf,
     /// containerd's debug socket (pprof, expvar).
-    #[arg(long, value_name = "PATH", default_value = "/run/containerd/debug.sock")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/debug.sock"
+    )]
     debug_address: PathBuf,
     /// Namespace to look into; repeatable. Default: all namespaces.
     #[arg(short, long = "namespace", value_name = "NAME")]
@@ -142,6 +146,7 @@ pub fn init_logging(level: tracing::Level) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -255,9 +260,7 @@ fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     let (path, manifest, summary) = result?;
 
-    let exit = if !manifest.complete
-        || manifest.collectors.iter().any(|c| c.status.is_failure())
-    {
+    let exit = if !manifest.complete || manifest.collectors.iter().any(|c| c.status.is_failure()) {
         Exit::Partial
     } else {
         Exit::Clean

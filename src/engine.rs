@@ -53,7 +53,9 @@ pub async fn run(
     for spec in specs {
         let output = sink.output(&spec.name, &spec.output);
         let started = Instant::now();
-        let limit = spec.timeout.min(deadline.saturating_duration_since(started));
+        let limit = spec
+            .timeout
+            .min(deadline.saturating_duration_since(started));
         let task = attempt(spec.clone(), ctx.clone(), output.clone(), limit);
         let span = info_span!("collector", name = %spec.name, kind = spec.kind.name());
         let handle = tasks.spawn(task.instrument(span));
@@ -110,7 +112,12 @@ pub async fn run(
 }
 
 /// One collector under its deadline, turned into a record.
-async fn attempt(spec: Spec, ctx: Arc<Context>, output: Output, limit: Duration) -> CollectorRecord {
+async fn attempt(
+    spec: Spec,
+    ctx: Arc<Context>,
+    output: Output,
+    limit: Duration,
+) -> CollectorRecord {
     info!("collector started");
     let started = Instant::now();
     let result = tokio::time::timeout(limit, spec.kind.collect(&ctx, &output)).await;
@@ -142,7 +149,11 @@ async fn attempt(spec: Spec, ctx: Arc<Context>, output: Output, limit: Duration)
     }
     match record.status {
         Status::Ok | Status::Skipped => {
-            info!(status = record.status.word(), ms = record.duration_ms, "collector ended")
+            info!(
+                status = record.status.word(),
+                ms = record.duration_ms,
+                "collector ended"
+            )
         }
         _ => warn!(
             status = record.status.word(),

@@ -21,7 +21,13 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
         .find(|record| record.kind == "containerd-version" && record.status.is_failure());
     if let Some(record) = daemon {
         let error = record.error.clone().unwrap_or_default();
-        let (title, action) = if record.status == Status::TimedOut {
+        let (title, action) = if error.contains("does not answer as containerd") {
+            (
+                "the socket is not containerd's",
+                "Something other than containerd listens on --address; point it at \
+                 containerd's `grpc.address`.",
+            )
+        } else if record.status == Status::TimedOut {
             (
                 "containerd did not answer",
                 "The daemon accepts connections but does not respond: a goroutine dump \

@@ -6,8 +6,7 @@ use super::{Finding, Input, Severity};
 use crate::kinds::DeprecationReport;
 
 pub fn analyze(input: &Input) -> Vec<Finding> {
-    let Some((file, report)) =
-        input.json_of_kind::<DeprecationReport>("containerd-deprecations")
+    let Some((file, report)) = input.json_of_kind::<DeprecationReport>("containerd-deprecations")
     else {
         return Vec::new();
     };

@@ -1,5 +1,7 @@
 //! Plugins that failed to load. A plugin that skipped itself (a snapshotter
-//! whose filesystem is absent) is normal and not reported.
+//! whose filesystem is absent) is normal and not reported. Some daemons
+//! report an optional plugin left unconfigured (containerd 1.6's devmapper)
+//! as an error; that is noted at info level, not as a failure.
 
 use super::{Finding, Input, Severity};
 use crate::kinds::{PluginRecord, PluginStatus};
@@ -13,7 +15,11 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
         .iter()
         .filter(|plugin| plugin.status == PluginStatus::Error)
         .map(|plugin| Finding {
-            severity: Severity::Warning,
+            severity: if unconfigured(plugin) {
+                Severity::Info
+            } else {
+                Severity::Warning
+            },
             analyzer: "plugins".into(),
             title: format!("plugin {}.{} failed to load", plugin.kind, plugin.id),
             evidence: plugin.init_error.clone().unwrap_or_default(),
@@ -24,4 +30,11 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
                 .into(),
         })
         .collect()
+}
+
+fn unconfigured(plugin: &PluginRecord) -> bool {
+    plugin
+        .init_error
+        .as_deref()
+        .is_some_and(|error| error.ends_with("not configured"))
 }

@@ -115,7 +115,10 @@ impl Sink {
             path: path.clone(),
             data,
         };
-        self.tx.send(msg).await.map_err(|_| SinkError::Closed { path })
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| SinkError::Closed { path })
     }
 
     /// An output for one collector, confined to `base`.

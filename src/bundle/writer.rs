@@ -177,7 +177,10 @@ impl BundleWriter {
 
     /// Closes the archive and renames it into place; returns its path.
     pub fn finish(self) -> Result<PathBuf, BundleError> {
-        let gz = self.tar.into_inner().map_err(|e| write_err(&self.target, e))?;
+        let gz = self
+            .tar
+            .into_inner()
+            .map_err(|e| write_err(&self.target, e))?;
         let mut buffered = gz.finish().map_err(|e| write_err(&self.target, e))?;
         buffered.flush().map_err(|e| write_err(&self.target, e))?;
         self.temp
@@ -185,13 +188,26 @@ impl BundleWriter {
             .sync_all()
             .map_err(|e| write_err(&self.target, e))?;
 
-        let path = self.target.path();
-        self.temp
-            .persist_noclobber(&path)
-            .map_err(|err| BundleError::Persist {
-                path: path.clone(),
-                source: err.error,
-            })?;
+        // Two runs in the same second pick the same name; the later one
+        // takes the next free numbered name rather than fail.
+        let mut temp = self.temp;
+        let mut path = self.target.path();
+        for n in 2.. {
+            match temp.persist_noclobber(&path) {
+                Ok(_) => break,
+                Err(err) if err.error.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                    temp = err.file;
+                    let name = format!("{}-{n}.tar.gz", self.target.root());
+                    path = self.target.dir.join(name);
+                }
+                Err(err) => {
+                    return Err(BundleError::Persist {
+                        path,
+                        source: err.error,
+                    });
+                }
+            }
+        }
         if let Ok(dir) = File::open(&self.target.dir) {
             // Makes the rename durable; a failure here loses nothing written.
             let _ = dir.sync_all();
@@ -256,6 +272,18 @@ mod tests {
     }
 
     #[test]
+    fn same_name_twice_keeps_both_bundles() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for _ in 0..2 {
+            let target = resolve_target(Some(dir.path()), "b.tar.gz").unwrap();
+            paths.push(BundleWriter::create(target, 0).unwrap().finish().unwrap());
+        }
+        assert_eq!(paths[0], dir.path().join("b.tar.gz"));
+        assert_eq!(paths[1], dir.path().join("b-2.tar.gz"));
+    }
+
+    #[test]
     fn dropped_writer_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let target = resolve_target(Some(dir.path()), "b.tar.gz").unwrap();
@@ -274,7 +302,10 @@ mod tests {
 
         let missing = dir.path().join("nope");
         let err = resolve_target(Some(&missing), "x.tar.gz").unwrap_err();
-        assert_eq!(err.to_string(), format!("output folder {} does not exist", missing.display()));
+        assert_eq!(
+            err.to_string(),
+            format!("output folder {} does not exist", missing.display())
+        );
     }
 
     #[test]

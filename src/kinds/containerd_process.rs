@@ -63,7 +63,9 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
             out.put_json(&info).await?;
             Ok(Outcome::Done)
         }
-        None => Ok(Outcome::Skipped(format!("process {pid} exited while being read"))),
+        None => Ok(Outcome::Skipped(format!(
+            "process {pid} exited while being read"
+        ))),
     }
 }
 

@@ -109,7 +109,14 @@ mod tests {
 
     #[test]
     fn newer_daemons_report() {
-        for version in ["1.6.25", "1.7.9", "1.7.24~ds1", "1.8.0", "2.0.0", "2.1.9+unknown"] {
+        for version in [
+            "1.6.25",
+            "1.7.9",
+            "1.7.24~ds1",
+            "1.8.0",
+            "2.0.0",
+            "2.1.9+unknown",
+        ] {
             assert_eq!(note(version), None, "{version}");
         }
     }

@@ -70,7 +70,10 @@ fn read() -> HostInfo {
         cpus: Cpus {
             logical: system.cpus().len(),
             physical: System::physical_core_count(),
-            brand: system.cpus().first().map(|cpu| cpu.brand().trim().to_string()),
+            brand: system
+                .cpus()
+                .first()
+                .map(|cpu| cpu.brand().trim().to_string()),
         },
         memory: Memory {
             total_bytes: system.total_memory(),

@@ -111,17 +111,19 @@ impl Summary {
         let _ = writeln!(md, "| address | `{}` |", self.containerd.address);
         let _ = writeln!(
             md,
-            "| collected | {} to {} ({:.1} s) |",
+            "| collected | {} to {} ({}) |",
             self.started_at,
             self.finished_at,
-            self.duration_ms as f64 / 1000.0
+            humantime::format_duration(std::time::Duration::from_millis(self.duration_ms))
         );
         let state = if self.complete {
             "complete".to_string()
         } else {
             format!(
                 "**INCOMPLETE**: {}",
-                self.incomplete_reason.as_deref().unwrap_or("unknown reason")
+                self.incomplete_reason
+                    .as_deref()
+                    .unwrap_or("unknown reason")
             )
         };
         let _ = writeln!(md, "| bundle | {} |", cell(&state));
@@ -138,8 +140,11 @@ impl Summary {
             let _ = writeln!(md, "Nothing looks wrong in what was collected.\n");
         }
         for severity in [Severity::Critical, Severity::Warning, Severity::Info] {
-            let group: Vec<&Finding> =
-                self.findings.iter().filter(|f| f.severity == severity).collect();
+            let group: Vec<&Finding> = self
+                .findings
+                .iter()
+                .filter(|f| f.severity == severity)
+                .collect();
             if group.is_empty() {
                 continue;
             }
@@ -158,7 +163,10 @@ impl Summary {
         }
 
         let _ = writeln!(md, "## Collectors\n");
-        let _ = writeln!(md, "| collector | status | time | detail |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| collector | status | time | detail |\n|---|---|---|---|"
+        );
         for line in &self.collectors {
             let _ = writeln!(
                 md,
@@ -243,6 +251,9 @@ mod tests {
         assert!(md.contains("**INCOMPLETE**: interrupted by SIGINT"), "{md}");
         assert!(md.contains("### Critical (1)"), "{md}");
         assert!(md.contains("- **containerd did not answer**"), "{md}");
-        assert!(md.contains("| b | timed out | 3 ms | no \\| result |"), "{md}");
+        assert!(
+            md.contains("| b | timed out | 3 ms | no \\| result |"),
+            "{md}"
+        );
     }
 }

@@ -41,7 +41,9 @@ impl DaemonVersion {
             .unwrap_or(text.len());
         let mut parts = text[..end].split('.').map(|part| part.parse::<u32>().ok());
         match (parts.next(), parts.next(), parts.next()) {
-            (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) => Some((major, minor, patch)),
+            (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) => {
+                Some((major, minor, patch))
+            }
             _ => None,
         }
     }
@@ -138,7 +140,9 @@ impl Containerd {
     pub async fn plugins(&self, filters: Vec<String>) -> Result<Vec<Plugin>, ContainerdError> {
         let mut client = self.introspection().await?;
         let request = PluginsRequest { filters };
-        let response = self.call("Introspection.Plugins", client.plugins(request)).await?;
+        let response = self
+            .call("Introspection.Plugins", client.plugins(request))
+            .await?;
         Ok(response.into_inner().plugins)
     }
 
@@ -163,7 +167,11 @@ impl Containerd {
         rpc: &'static str,
         request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, ContainerdError> {
-        let _slot = self.calls.acquire().await.expect("the semaphore is never closed");
+        let _slot = self
+            .calls
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         request.await.map_err(|status| self.classify(rpc, status))
     }
 
@@ -265,11 +273,18 @@ fn speaks_other_protocol(status: &tonic::Status) -> bool {
     use tonic::Code;
     match status.code() {
         Code::Unimplemented => true,
-        Code::Internal | Code::Unknown | Code::Unavailable => {
+        Code::Internal | Code::Unknown | Code::Unavailable | Code::Cancelled => {
             let text = error_chain(status).to_lowercase();
-            ["h2 protocol", "http2", "frame", "preface", "connection closed", "transport"]
-                .iter()
-                .any(|needle| text.contains(needle))
+            [
+                "h2 protocol",
+                "http2",
+                "frame",
+                "preface",
+                "connection closed",
+                "transport",
+            ]
+            .iter()
+            .any(|needle| text.contains(needle))
         }
         _ => false,
     }
@@ -277,10 +292,10 @@ fn speaks_other_protocol(status: &tonic::Status) -> bool {
 
 /// Renders an error and its sources as one line: `a: b: c`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
+    let mut text = describe(err);
     let mut source = err.source();
     while let Some(cause) = source {
-        let part = cause.to_string();
+        let part = describe(cause);
         if !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
@@ -288,6 +303,15 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// One error's own message; a gRPC status shows its message and code
+/// rather than its debug dump, since its source follows in the chain.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    match err.downcast_ref::<tonic::Status>() {
+        Some(status) => format!("{} (gRPC {:?})", status.message(), status.code()),
+        None => err.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -312,14 +336,20 @@ mod tests {
     #[test]
     fn missing_path_is_named() {
         let err = check_socket(Path::new("/nonexistent/containerd.sock")).unwrap_err();
-        assert_eq!(err.to_string(), "containerd socket /nonexistent/containerd.sock does not exist");
+        assert_eq!(
+            err.to_string(),
+            "containerd socket /nonexistent/containerd.sock does not exist"
+        );
     }
 
     #[test]
     fn plain_file_is_not_a_socket() {
         let file = tempfile::NamedTempFile::new().unwrap();
         let err = check_socket(file.path()).unwrap_err().to_string();
-        assert!(err.contains("is a regular file, not a unix socket"), "{err}");
+        assert!(
+            err.contains("is a regular file, not a unix socket"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -329,6 +359,9 @@ mod tests {
             path: "/x".into(),
             source: inner,
         };
-        assert_eq!(error_chain(&err), "cannot inspect containerd socket /x: refused");
+        assert_eq!(
+            error_chain(&err),
+            "cannot inspect containerd socket /x: refused"
+        );
     }
 }

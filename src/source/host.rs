@@ -68,12 +68,16 @@ fn listening_inodes(path: &Path) -> std::io::Result<HashSet<u64>> {
 
 /// The number of open descriptors of a process, if readable.
 pub fn open_fds(pid: u32) -> Option<usize> {
-    fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|dir| dir.count())
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|dir| dir.count())
 }
 
 /// The owner uid of a process, if readable.
 pub fn process_uid(pid: u32) -> Option<u32> {
-    fs::metadata(format!("/proc/{pid}")).ok().map(|meta| meta.uid())
+    fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|meta| meta.uid())
 }
 
 #[cfg(test)]

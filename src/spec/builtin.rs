@@ -7,7 +7,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "collectors/containerd.toml",
         include_str!("../../collectors/containerd.toml"),
     ),
-    ("collectors/host.toml", include_str!("../../collectors/host.toml")),
+    (
+        "collectors/host.toml",
+        include_str!("../../collectors/host.toml"),
+    ),
 ];
 
 #[cfg(test)]
@@ -24,7 +27,10 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             let origin = format!("collectors/{name}");
-            assert!(embedded.contains(origin.as_str()), "{origin} is not in BUILTIN");
+            assert!(
+                embedded.contains(origin.as_str()),
+                "{origin} is not in BUILTIN"
+            );
         }
     }
 
@@ -34,19 +40,33 @@ mod tests {
         assert!(!specs.is_empty());
         let mut outputs = HashSet::new();
         for spec in &specs {
-            assert!(spec.description.len() >= 20, "{} needs a description", spec.name);
+            assert!(
+                spec.description.len() >= 20,
+                "{} needs a description",
+                spec.name
+            );
             assert!(!spec.tags.is_empty(), "{} has no tags", spec.name);
             check_bundle_path(&spec.output).unwrap();
-            assert!(outputs.insert(spec.output.clone()), "{} reuses an output", spec.name);
+            assert!(
+                outputs.insert(spec.output.clone()),
+                "{} reuses an output",
+                spec.name
+            );
         }
     }
 
     #[test]
     fn builtin_spec_names_start_with_their_file_area() {
         for (origin, text) in BUILTIN {
-            let area = origin.trim_start_matches("collectors/").trim_end_matches(".toml");
+            let area = origin
+                .trim_start_matches("collectors/")
+                .trim_end_matches(".toml");
             for spec in parse(origin, text).unwrap() {
-                assert!(spec.name.starts_with(&format!("{area}.")), "{} in {origin}", spec.name);
+                assert!(
+                    spec.name.starts_with(&format!("{area}.")),
+                    "{} in {origin}",
+                    spec.name
+                );
             }
         }
     }

@@ -103,7 +103,11 @@ pub fn parse(origin: &str, text: &str) -> Result<Vec<Spec>, SpecError> {
         message: err.to_string().trim_end().replace('\n', " "),
     })?;
     if raw.collector.is_empty() {
-        return Err(invalid(origin, "collector", "the file declares no [[collector]]"));
+        return Err(invalid(
+            origin,
+            "collector",
+            "the file declares no [[collector]]",
+        ));
     }
     raw.collector
         .into_iter()
@@ -132,7 +136,11 @@ fn validate(origin: &str, index: usize, raw: RawSpec) -> Result<Spec, SpecError>
         invalid(
             origin,
             &at("kind"),
-            &format!("unknown kind {:?}; known kinds: {}", raw.kind, known.join(", ")),
+            &format!(
+                "unknown kind {:?}; known kinds: {}",
+                raw.kind,
+                known.join(", ")
+            ),
         )
     })?;
     if raw.description.trim().is_empty() {
@@ -141,17 +149,29 @@ fn validate(origin: &str, index: usize, raw: RawSpec) -> Result<Spec, SpecError>
     check_bundle_path(&raw.output).map_err(|problem| invalid(origin, &at("output"), &problem))?;
 
     let timeout = humantime::parse_duration(&raw.timeout).map_err(|err| {
-        invalid(origin, &at("timeout"), &format!("{:?} is not a duration: {err}", raw.timeout))
+        invalid(
+            origin,
+            &at("timeout"),
+            &format!("{:?} is not a duration: {err}", raw.timeout),
+        )
     })?;
     if timeout.is_zero() {
         return Err(invalid(origin, &at("timeout"), "must be greater than zero"));
     }
     for tag in &raw.tags {
         if !valid_name(tag) {
-            return Err(invalid(origin, &at("tags"), &format!("{tag:?} is not a valid tag")));
+            return Err(invalid(
+                origin,
+                &at("tags"),
+                &format!("{tag:?} is not a valid tag"),
+            ));
         }
     }
-    if let Some(key) = raw.params.keys().find(|key| !kind.params().contains(&key.as_str())) {
+    if let Some(key) = raw
+        .params
+        .keys()
+        .find(|key| !kind.params().contains(&key.as_str()))
+    {
         return Err(invalid(
             origin,
             &at(&format!("params.{key}")),
@@ -321,7 +341,13 @@ tags = ["incident"]
 
     #[test]
     fn escaping_output_path_is_rejected() {
-        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "manifest.json"] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "a//b",
+            "manifest.json",
+        ] {
             let err = error_of(&GOOD.replace("x/version.json", bad));
             assert!(err.contains(".output"), "{bad}: {err}");
         }

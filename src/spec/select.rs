@@ -25,7 +25,10 @@ pub struct UnknownSelector {
 /// `--skip` then removes collectors by name or tag.
 pub fn select(specs: &[Spec], selection: &Selection) -> Result<Vec<Spec>, UnknownSelector> {
     for (flag, words) in [("--only", &selection.only), ("--skip", &selection.skip)] {
-        if let Some(word) = words.iter().find(|word| !specs.iter().any(|s| matches(s, word))) {
+        if let Some(word) = words
+            .iter()
+            .find(|word| !specs.iter().any(|s| matches(s, word)))
+        {
             return Err(UnknownSelector {
                 flag,
                 word: word.clone(),
@@ -87,7 +90,11 @@ default = false
     }
 
     fn names(selection: Selection) -> Vec<String> {
-        select(&specs(), &selection).unwrap().into_iter().map(|s| s.name).collect()
+        select(&specs(), &selection)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
     }
 
     #[test]
