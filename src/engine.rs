@@ -120,7 +120,7 @@ async fn attempt(
 ) -> CollectorRecord {
     info!("collector started");
     let started = Instant::now();
-    let result = tokio::time::timeout(limit, spec.kind.collect(&ctx, &output)).await;
+    let result = tokio::time::timeout(limit, spec.kind.collect(&ctx, &spec, &output)).await;
     let mut record = record(&spec, started, &output);
     match result {
         Ok(Ok(Outcome::Done)) => {}

@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod cli;
 pub mod engine;
 pub mod kinds;
+pub mod proto;
 pub mod report;
 pub mod source;
 pub mod spec;

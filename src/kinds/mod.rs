@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use crate::bundle::{Output, SinkError};
 use crate::source::{Containerd, ContainerdError};
+use crate::spec::Spec;
 
 pub use deprecations::{DeprecationReport, Warning};
 pub use plugins::{PluginRecord, PluginStatus};
@@ -100,13 +101,21 @@ impl Kind {
         !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
     }
 
-    /// The `params` keys a spec of this kind may set.
-    pub fn params(self) -> &'static [&'static str] {
-        &[]
+    /// Checks a spec's `params` table for this kind; the error names the
+    /// offending key.
+    pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
+        // Kinds with parameters decode them here with `decode_params`.
+        no_params(self, params)
     }
 
-    /// Runs the kind.
-    pub async fn collect(self, ctx: &Context, out: &Output) -> Result<Outcome, CollectError> {
+    /// Runs the kind for `spec`.
+    pub async fn collect(
+        self,
+        ctx: &Context,
+        spec: &Spec,
+        out: &Output,
+    ) -> Result<Outcome, CollectError> {
+        let _ = spec;
         match self {
             Kind::ContainerdVersion => version::collect(ctx, out).await,
             Kind::ContainerdServer => server::collect(ctx, out).await,
@@ -117,6 +126,19 @@ impl Kind {
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
         }
     }
+}
+
+fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
+    match params.keys().next() {
+        Some(key) => Err(format!("kind {} takes no parameter {key:?}", kind.name())),
+        None => Ok(()),
+    }
+}
+
+/// Decodes a spec's `params` table into a kind's typed parameters.
+#[allow(dead_code)]
+fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
 }
 
 /// Formats a protobuf timestamp as RFC 3339 UTC.

@@ -12,17 +12,22 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::introspection_client::IntrospectionClient;
 use containerd_client::services::v1::namespaces_client::NamespacesClient;
+use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
-    ListNamespacesRequest, Namespace, Plugin, PluginsRequest, ServerResponse,
+    Container, Image, ListContainersRequest, ListImagesRequest, ListNamespacesRequest,
+    ListTasksRequest, Namespace, Plugin, PluginsRequest, ServerResponse,
 };
+use containerd_client::types::v1::Process;
 use tokio::sync::{OnceCell, Semaphore};
 use tonic::transport::{Channel, Endpoint};
 
 /// containerd's own limit on a gRPC message.
-const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// What the Version RPC returns.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -155,14 +160,58 @@ impl Containerd {
         Ok(response.into_inner().namespaces)
     }
 
+    /// Calls `Containers.List` in `namespace`.
+    pub async fn containers(&self, namespace: &str) -> Result<Vec<Container>, ContainerdError> {
+        let mut client =
+            ContainersClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = namespaced(ListContainersRequest::default(), namespace);
+        let response = self.call("Containers.List", client.list(request)).await?;
+        Ok(response.into_inner().containers)
+    }
+
+    /// Calls `Tasks.List` in `namespace`.
+    pub async fn tasks(&self, namespace: &str) -> Result<Vec<Process>, ContainerdError> {
+        let mut client =
+            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = namespaced(ListTasksRequest::default(), namespace);
+        let response = self.call("Tasks.List", client.list(request)).await?;
+        Ok(response.into_inner().tasks)
+    }
+
+    /// Calls `Images.List` in `namespace`.
+    pub async fn images(&self, namespace: &str) -> Result<Vec<Image>, ContainerdError> {
+        let mut client =
+            ImagesClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = namespaced(ListImagesRequest::default(), namespace);
+        let response = self.call("Images.List", client.list(request)).await?;
+        Ok(response.into_inner().images)
+    }
+
+    /// The namespaces to look into: `wanted` when given, else every one the
+    /// daemon has.
+    pub async fn namespace_names(&self, wanted: &[String]) -> Result<Vec<String>, ContainerdError> {
+        if !wanted.is_empty() {
+            return Ok(wanted.to_vec());
+        }
+        let mut names: Vec<String> = self
+            .namespaces()
+            .await?
+            .into_iter()
+            .map(|ns| ns.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn introspection(&self) -> Result<IntrospectionClient<Channel>, ContainerdError> {
         let channel = self.channel().await?;
         Ok(IntrospectionClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
     }
 
     /// Runs one RPC while holding a slot of the concurrency bound, and
-    /// classifies its failure.
-    async fn call<T>(
+    /// classifies its failure. Kinds with RPCs of their own use this with
+    /// [`Containerd::channel`] so the bound and the error names hold.
+    pub async fn call<T>(
         &self,
         rpc: &'static str,
         request: impl Future<Output = Result<T, tonic::Status>>,
@@ -197,7 +246,8 @@ impl Containerd {
         }
     }
 
-    async fn channel(&self) -> Result<Channel, ContainerdError> {
+    /// The shared channel, after checking the socket path.
+    pub async fn channel(&self) -> Result<Channel, ContainerdError> {
         check_socket(&self.address)?;
         let channel = self
             .channel
@@ -205,6 +255,15 @@ impl Containerd {
             .await;
         Ok(channel.clone())
     }
+}
+
+/// Wraps `message` in a request carrying containerd's namespace header.
+pub fn namespaced<T>(message: T, namespace: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = namespace.parse() {
+        request.metadata_mut().insert("containerd-namespace", value);
+    }
+    request
 }
 
 /// Tells a missing path or a non-socket from a socket before connecting.

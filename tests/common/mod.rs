@@ -10,6 +10,8 @@
 //! fails instead of hanging.
 #![allow(dead_code)]
 
+pub mod bundle;
+
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;

@@ -1,0 +1,2 @@
+//! Protobuf messages this project defines itself, from `proto/`, compiled by
+//! `build.rs`: what containerd-client does not provide.
