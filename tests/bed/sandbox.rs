@@ -53,7 +53,10 @@ fn main() {
     ] {
         daemon.run_container("demo", id, &command);
     }
-    eprintln!("sandbox: containerd at {} with 3 containers", daemon.address.display());
+    eprintln!(
+        "sandbox: containerd at {} with 3 containers",
+        daemon.address.display()
+    );
 
     let run = Command::new(&rctr_diag)
         .arg("collect")
@@ -69,7 +72,11 @@ fn main() {
     eprint!("{}", String::from_utf8_lossy(&run.stderr));
     let stdout = String::from_utf8_lossy(&run.stdout);
     let code = run.status.code().unwrap_or(2);
-    let Some(bundle) = stdout.lines().last().filter(|line| line.ends_with(".tar.gz")) else {
+    let Some(bundle) = stdout
+        .lines()
+        .last()
+        .filter(|line| line.ends_with(".tar.gz"))
+    else {
         print!("{stdout}");
         eprintln!("sandbox: rctr-diag wrote no bundle (exit {code})");
         drop(daemon);
