@@ -109,6 +109,12 @@ struct CollectArgs {
     /// Do not run these collectors (names or tags).
     #[arg(long, value_delimiter = ',', value_name = "NAME|TAG")]
     skip: Vec<String>,
+    /// Listen for containerd events this long (0 turns it off).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    events_for: Duration,
+    /// Keep secrets (environment values, credentials) in the bundle.
+    #[arg(long)]
+    no_redact: bool,
     /// At most this many calls in flight to containerd at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     max_calls: usize,
@@ -290,15 +296,18 @@ async fn collect_into(
 ) -> anyhow::Result<(PathBuf, Manifest, Summary)> {
     let stop = interrupt_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let (sink, thread) = spawn_writer(writer);
-    let ctx = Arc::new(Context {
-        containerd: Containerd::new(args.address.clone(), args.max_calls),
-        debug_address: args.debug_address.clone(),
-        namespaces: args.namespaces.clone(),
-    });
 
     // Leave a moment of the overall deadline for the report and the archive.
     let reserve = (args.timeout / 10).min(Duration::from_secs(1));
     let deadline = clock + args.timeout.saturating_sub(reserve);
+    let ctx = Arc::new(Context {
+        containerd: Containerd::new(args.address.clone(), args.max_calls),
+        debug_address: args.debug_address.clone(),
+        namespaces: args.namespaces.clone(),
+        redact: !args.no_redact,
+        events_for: args.events_for,
+        deadline,
+    });
     let result = engine::run(chosen, ctx.clone(), &sink, deadline, stop).await;
     drop(sink);
     let (mut writer, failure) = thread.close().await;

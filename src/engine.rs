@@ -174,6 +174,7 @@ fn record(spec: &Spec, started: Instant, output: &Output) -> CollectorRecord {
         reason: None,
         error: None,
         files: output.written(),
+        redactions: output.redactions(),
     }
 }
 

@@ -97,6 +97,13 @@ pub struct CollectorRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub files: Vec<String>,
+    /// How many secret values were replaced in this collector's files.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redactions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One file of the bundle.

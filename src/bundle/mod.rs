@@ -2,6 +2,7 @@
 //! in-memory view analyzers read, and the manifest format.
 
 pub mod manifest;
+pub mod redact;
 mod sink;
 mod writer;
 

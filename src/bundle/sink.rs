@@ -7,6 +7,7 @@
 //! [`Output`] that can write only under the bundle path its spec declares.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -128,6 +129,7 @@ impl Sink {
             collector: collector.to_string(),
             base: base.to_string(),
             written: Arc::default(),
+            redactions: Arc::default(),
         }
     }
 }
@@ -139,6 +141,7 @@ pub struct Output {
     collector: String,
     base: String,
     written: Arc<Mutex<Vec<String>>>,
+    redactions: Arc<AtomicU64>,
 }
 
 impl Output {
@@ -176,9 +179,25 @@ impl Output {
         self.write(path, data).await
     }
 
+    /// The bundle path this output writes to (a folder when it ends in `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The bundle paths this collector has written so far.
     pub fn written(&self) -> Vec<String> {
         self.written.lock().expect("written files lock").clone()
+    }
+
+    /// Records that `count` secret values were redacted from this
+    /// collector's output.
+    pub fn add_redactions(&self, count: usize) {
+        self.redactions.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// How many values this collector has redacted so far.
+    pub fn redactions(&self) -> u64 {
+        self.redactions.load(Ordering::Relaxed)
     }
 
     async fn write(&self, path: String, data: Vec<u8>) -> Result<(), SinkError> {

@@ -6,21 +6,30 @@
 //! [`Outcome::Skipped`] with the reason, not as an error.
 
 mod containerd_process;
+mod containers;
 mod deprecations;
+mod events;
 mod host_info;
 mod namespaces;
 mod plugins;
 mod server;
+mod snapshots;
+mod tasks;
 mod version;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::bundle::{Output, SinkError};
 use crate::source::{Containerd, ContainerdError};
 use crate::spec::Spec;
 
+pub use containers::ContainerRecord;
 pub use deprecations::{DeprecationReport, Warning};
+pub use events::EventRecord;
 pub use plugins::{PluginRecord, PluginStatus};
+pub use snapshots::{Filesystem, NamespaceSnapshots, SnapshotRecord, SnapshotterReport};
+pub use tasks::{TaskRecord, status_name};
 
 /// Everything collectors share during one run.
 pub struct Context {
@@ -28,6 +37,12 @@ pub struct Context {
     pub debug_address: PathBuf,
     /// Namespaces to look into; empty means all.
     pub namespaces: Vec<String>,
+    /// Whether secrets are replaced before they reach the bundle.
+    pub redact: bool,
+    /// How long to listen for events; zero turns the events collector off.
+    pub events_for: Duration,
+    /// The run's deadline; kinds that wait for a window end it before this.
+    pub deadline: Instant,
 }
 
 /// How a collector that did not fail ended.
@@ -64,6 +79,10 @@ pub enum Kind {
     ContainerdDeprecations,
     HostInfo,
     ContainerdProcess,
+    ContainerdContainers,
+    ContainerdTasks,
+    ContainerdSnapshots,
+    ContainerdEvents,
 }
 
 impl Kind {
@@ -76,6 +95,10 @@ impl Kind {
         Kind::ContainerdDeprecations,
         Kind::HostInfo,
         Kind::ContainerdProcess,
+        Kind::ContainerdContainers,
+        Kind::ContainerdTasks,
+        Kind::ContainerdSnapshots,
+        Kind::ContainerdEvents,
     ];
 
     /// The name used in spec files.
@@ -88,6 +111,10 @@ impl Kind {
             Kind::ContainerdDeprecations => "containerd-deprecations",
             Kind::HostInfo => "host-info",
             Kind::ContainerdProcess => "containerd-process",
+            Kind::ContainerdContainers => "containerd-containers",
+            Kind::ContainerdTasks => "containerd-tasks",
+            Kind::ContainerdSnapshots => "containerd-snapshots",
+            Kind::ContainerdEvents => "containerd-events",
         }
     }
 
@@ -104,8 +131,10 @@ impl Kind {
     /// Checks a spec's `params` table for this kind; the error names the
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
-        // Kinds with parameters decode them here with `decode_params`.
-        no_params(self, params)
+        match self {
+            Kind::ContainerdSnapshots => snapshots::check_params(params),
+            _ => no_params(self, params),
+        }
     }
 
     /// Runs the kind for `spec`.
@@ -115,7 +144,6 @@ impl Kind {
         spec: &Spec,
         out: &Output,
     ) -> Result<Outcome, CollectError> {
-        let _ = spec;
         match self {
             Kind::ContainerdVersion => version::collect(ctx, out).await,
             Kind::ContainerdServer => server::collect(ctx, out).await,
@@ -124,6 +152,10 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
+            Kind::ContainerdContainers => containers::collect(ctx, out).await,
+            Kind::ContainerdTasks => tasks::collect(ctx, out).await,
+            Kind::ContainerdSnapshots => snapshots::collect(ctx, spec, out).await,
+            Kind::ContainerdEvents => events::collect(ctx, spec, out).await,
         }
     }
 }
@@ -136,7 +168,6 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
 }
 
 /// Decodes a spec's `params` table into a kind's typed parameters.
-#[allow(dead_code)]
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
 }

@@ -226,6 +226,7 @@ mod tests {
             reason: None,
             error: error.map(String::from),
             files: vec![],
+            redactions: 0,
         }
     }
 

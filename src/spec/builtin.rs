@@ -1,17 +1,18 @@
 //! The built-in collector specs, embedded from the `collectors/` folder so
 //! the binary needs no files beside it.
 
+/// Embeds `collectors/<area>.toml` for each area, with its path.
+macro_rules! builtin {
+    ($($area:literal),* $(,)?) => {
+        &[$((
+            concat!("collectors/", $area, ".toml"),
+            include_str!(concat!("../../collectors/", $area, ".toml")),
+        )),*]
+    };
+}
+
 /// Every built-in spec file: its path in the source tree and its text.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "collectors/containerd.toml",
-        include_str!("../../collectors/containerd.toml"),
-    ),
-    (
-        "collectors/host.toml",
-        include_str!("../../collectors/host.toml"),
-    ),
-];
+pub const BUILTIN: &[(&str, &str)] = builtin!["containerd", "host", "workload",];
 
 #[cfg(test)]
 mod tests {
