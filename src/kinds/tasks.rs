@@ -57,11 +57,7 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
             };
             let status = status_name(task.status);
             let (pids, pids_error) = if matches!(status, "running" | "paused" | "pausing") {
-                match ctx
-                    .containerd
-                    .task_pids(&namespace, &task.container_id)
-                    .await
-                {
+                match ctx.containerd.task_pids(&namespace, &id).await {
                     Ok(pids) => (Some(pids), None),
                     Err(err) => (None, Some(error_chain(&err))),
                 }
