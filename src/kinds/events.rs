@@ -58,6 +58,17 @@ pub async fn collect(ctx: &Context, spec: &Spec, out: &Output) -> Result<Outcome
         match tokio::time::timeout_at(window_end.into(), ctx.containerd.subscribe()).await {
             Ok(stream) => stream?,
             Err(_) => {
+                // Silence means "no events" only if the daemon answers at all.
+                let probe = std::time::Duration::from_secs(1);
+                if tokio::time::timeout(probe, ctx.containerd.version())
+                    .await
+                    .is_err()
+                {
+                    return Err(CollectError::NoAnswer(format!(
+                        "containerd at {} answered neither the subscription nor a version probe",
+                        ctx.containerd.address().display()
+                    )));
+                }
                 out.put(lines).await?;
                 return Ok(Outcome::Done);
             }

@@ -61,6 +61,8 @@ pub enum CollectError {
     Containerd(#[from] ContainerdError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("{0}")]
+    NoAnswer(String),
     #[error("cannot read {what}")]
     Host {
         what: String,
