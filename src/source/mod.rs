@@ -2,5 +2,6 @@
 
 pub mod containerd;
 pub mod host;
+pub mod ttrpc;
 
 pub use containerd::{Containerd, ContainerdError, DaemonVersion, error_chain};
