@@ -118,6 +118,13 @@ struct CollectArgs {
     json: bool,
     #[command(flatten)]
     specs: SpecArgs,
+    /// containerd's state dir (its `state` setting). Default: read from the
+    /// running daemon's flags and config, else /run/containerd.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Keep secrets (environment values in OCI specs) in the bundle.
+    #[arg(long)]
+    no_redact: bool,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +301,8 @@ async fn collect_into(
         containerd: Containerd::new(args.address.clone(), args.max_calls),
         debug_address: args.debug_address.clone(),
         namespaces: args.namespaces.clone(),
+        state_dir: args.state_dir.clone(),
+        redact: !args.no_redact,
     });
 
     // Leave a moment of the overall deadline for the report and the archive.

@@ -9,6 +9,7 @@
 mod collectors;
 mod deprecations;
 mod plugins;
+mod shims;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(collectors::analyze(input));
     findings.extend(plugins::analyze(input));
     findings.extend(deprecations::analyze(input));
+    findings.extend(shims::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

@@ -11,6 +11,7 @@ mod host_info;
 mod namespaces;
 mod plugins;
 mod server;
+mod shims;
 mod version;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use crate::spec::Spec;
 
 pub use deprecations::{DeprecationReport, Warning};
 pub use plugins::{PluginRecord, PluginStatus};
+pub use shims::{Call, ShimProcess, ShimTask, ShimsReport, SocketState};
 
 /// Everything collectors share during one run.
 pub struct Context {
@@ -28,6 +30,11 @@ pub struct Context {
     pub debug_address: PathBuf,
     /// Namespaces to look into; empty means all.
     pub namespaces: Vec<String>,
+    /// containerd's state dir when the operator names it; else it is found
+    /// from the daemon.
+    pub state_dir: Option<PathBuf>,
+    /// Whether secrets (environment values in OCI specs) are redacted.
+    pub redact: bool,
 }
 
 /// How a collector that did not fail ended.
@@ -64,6 +71,7 @@ pub enum Kind {
     ContainerdDeprecations,
     HostInfo,
     ContainerdProcess,
+    Shims,
 }
 
 impl Kind {
@@ -76,6 +84,7 @@ impl Kind {
         Kind::ContainerdDeprecations,
         Kind::HostInfo,
         Kind::ContainerdProcess,
+        Kind::Shims,
     ];
 
     /// The name used in spec files.
@@ -88,6 +97,7 @@ impl Kind {
             Kind::ContainerdDeprecations => "containerd-deprecations",
             Kind::HostInfo => "host-info",
             Kind::ContainerdProcess => "containerd-process",
+            Kind::Shims => "shims",
         }
     }
 
@@ -98,14 +108,20 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
+        !matches!(
+            self,
+            Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims
+        )
     }
 
     /// Checks a spec's `params` table for this kind; the error names the
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
         // Kinds with parameters decode them here with `decode_params`.
-        no_params(self, params)
+        match self {
+            Kind::Shims => shims::check_params(params),
+            _ => no_params(self, params),
+        }
     }
 
     /// Runs the kind for `spec`.
@@ -115,7 +131,6 @@ impl Kind {
         spec: &Spec,
         out: &Output,
     ) -> Result<Outcome, CollectError> {
-        let _ = spec;
         match self {
             Kind::ContainerdVersion => version::collect(ctx, out).await,
             Kind::ContainerdServer => server::collect(ctx, out).await,
@@ -124,6 +139,7 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
+            Kind::Shims => shims::collect(ctx, &spec.params, out).await,
         }
     }
 }
@@ -136,7 +152,6 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
 }
 
 /// Decodes a spec's `params` table into a kind's typed parameters.
-#[allow(dead_code)]
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
 }

@@ -11,6 +11,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "collectors/host.toml",
         include_str!("../../collectors/host.toml"),
     ),
+    (
+        "collectors/shims.toml",
+        include_str!("../../collectors/shims.toml"),
+    ),
 ];
 
 #[cfg(test)]
