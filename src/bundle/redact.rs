@@ -56,7 +56,12 @@ mod tests {
         assert_eq!(redact_oci_spec(&mut spec), 3);
         assert_eq!(
             spec["process"]["env"],
-            json!(["PATH=<redacted>", "API_TOKEN=<redacted>", "EMPTY=", "<redacted>"])
+            json!([
+                "PATH=<redacted>",
+                "API_TOKEN=<redacted>",
+                "EMPTY=",
+                "<redacted>"
+            ])
         );
         assert_eq!(spec["process"]["args"], json!(["sleep", "3600"]));
         assert!(!spec.to_string().contains("s3cr3t"));

@@ -108,10 +108,7 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(
-            self,
-            Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims
-        )
+        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims)
     }
 
     /// Checks a spec's `params` table for this kind; the error names the

@@ -211,7 +211,11 @@ pub fn check_params(params: &toml::Table) -> Result<(), String> {
     super::decode_params::<Params>(params).map(|_| ())
 }
 
-pub async fn collect(ctx: &Context, params: &toml::Table, out: &Output) -> Result<Outcome, CollectError> {
+pub async fn collect(
+    ctx: &Context,
+    params: &toml::Table,
+    out: &Output,
+) -> Result<Outcome, CollectError> {
     let params: Params = super::decode_params(params).unwrap_or(Params {
         call_timeout: default_call_timeout(),
     });
@@ -222,8 +226,11 @@ pub async fn collect(ctx: &Context, params: &toml::Table, out: &Output) -> Resul
     // Files and processes first: all of it is blocking reads.
     let (located, read) = tokio::task::spawn_blocking(move || {
         let located = state::locate(flag.as_deref(), &address);
-        let read = state::task_dirs(&located.path)
-            .map(|dirs| dirs.into_iter().map(|dir| read_task(dir, redact)).collect::<Vec<_>>());
+        let read = state::task_dirs(&located.path).map(|dirs| {
+            dirs.into_iter()
+                .map(|dir| read_task(dir, redact))
+                .collect::<Vec<_>>()
+        });
         (located, read)
     })
     .await
@@ -243,8 +250,14 @@ pub async fn collect(ctx: &Context, params: &toml::Table, out: &Output) -> Resul
         let limit = limit.clone();
         let timeout = params.call_timeout;
         probes.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore is never closed");
-            (index, probe(&ns, &id, address.as_deref(), api, timeout).await)
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            (
+                index,
+                probe(&ns, &id, address.as_deref(), api, timeout).await,
+            )
         });
     }
     let mut tasks: Vec<ShimTask> = Vec::with_capacity(read.len());
@@ -263,11 +276,10 @@ pub async fn collect(ctx: &Context, params: &toml::Table, out: &Output) -> Resul
     }
 
     let daemon_address = ctx.containerd.address().display().to_string();
-    let report = tokio::task::spawn_blocking(move || {
-        finish(located, daemon_address, redact, tasks)
-    })
-    .await
-    .expect("reading shim processes does not panic");
+    let report =
+        tokio::task::spawn_blocking(move || finish(located, daemon_address, redact, tasks))
+            .await
+            .expect("reading shim processes does not panic");
 
     out.put_in("shims.json", json_bytes(&report)).await?;
     for (task, config) in report.tasks.iter().zip(configs) {
@@ -392,7 +404,13 @@ struct Probe {
 
 /// Asks the shim at `address` about task `id`: Connect (which also picks
 /// the task API), then State and Pids.
-async fn probe(ns: &str, id: &str, address: Option<&str>, api: Option<u64>, timeout: Duration) -> Probe {
+async fn probe(
+    ns: &str,
+    id: &str,
+    address: Option<&str>,
+    api: Option<u64>,
+    timeout: Duration,
+) -> Probe {
     let failed = |reason: String| Probe {
         api: None,
         connect: Call::Error(reason.clone()),
@@ -531,7 +549,11 @@ fn finish(
     let mut socket_dirs: BTreeSet<PathBuf> = BTreeSet::from([PathBuf::from(SOCKET_DIR)]);
     let mut task_sockets = HashSet::new();
     for task in &mut tasks {
-        if let Some(path) = task.address.as_deref().and_then(|a| ttrpc::socket_path(a).ok()) {
+        if let Some(path) = task
+            .address
+            .as_deref()
+            .and_then(|a| ttrpc::socket_path(a).ok())
+        {
             let text = path.display().to_string();
             task.socket = Some(SocketState {
                 exists: path.exists(),

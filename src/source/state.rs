@@ -213,7 +213,11 @@ mod tests {
     fn state_comes_from_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
-        fs::write(&config, "version = 2\nstate = \"/x/state\"\n[grpc]\naddress = \"/a\"\n").unwrap();
+        fs::write(
+            &config,
+            "version = 2\nstate = \"/x/state\"\n[grpc]\naddress = \"/a\"\n",
+        )
+        .unwrap();
         let config = config.to_str().unwrap();
         let found = from_command_line(&args(&["containerd", "-c", config])).unwrap();
         assert_eq!(found.path, Path::new("/x/state"));
