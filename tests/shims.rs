@@ -466,3 +466,140 @@ fn secrets_stay_out_unless_asked_on_1_7() {
 fn secrets_stay_out_unless_asked_on_2_1() {
     secrets_stay_out_unless_asked(Series::V2_1);
 }
+
+/// Resumes a process stopped by the test, also when the test fails.
+struct Stopped(u32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is the test's shim.
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
+}
+
+fn silent_shim_does_not_answer(series: Series) {
+    let daemon = Daemon::start(series);
+    let id = unique_id("silent");
+    daemon.run_container(NS, &id, &["sleep", "3600"]);
+    let shim = shim_pid_of(&daemon, &id);
+
+    let stopped = Stopped(shim);
+    // SAFETY: as in `Stopped`.
+    unsafe { libc::kill(shim as libc::pid_t, libc::SIGSTOP) };
+    let (run, bundle, _out) = collect_from(&daemon, &["--only", "shims"]);
+    drop(stopped);
+
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "a silent shim is a finding, not a failure"
+    );
+    let task = task_record(&bundle, &id);
+    let error = task["connect"]["error"].as_str().unwrap();
+    assert!(error.contains("Connect got no answer within 2s"), "{error}");
+    assert_eq!(task["process"]["pid"], shim);
+    assert_eq!(task["process_found_by"], "command line");
+    let title = format!("the shim of task {NS}/{id} does not answer");
+    let findings = shim_findings(&bundle);
+    let finding = findings
+        .iter()
+        .find(|f| f["title"] == title.as_str())
+        .unwrap_or_else(|| panic!("no finding {title:?} in {findings:#?}"));
+    assert_eq!(finding["severity"], "critical");
+    let evidence = finding["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains(&format!("shim process {shim}")),
+        "{evidence}"
+    );
+    assert!(evidence.contains("a process listens on"), "{evidence}");
+    let action = finding["action"].as_str().unwrap();
+    assert!(action.contains(&format!("kill -USR1 {shim}")), "{action}");
+}
+
+#[test]
+fn silent_shim_does_not_answer_on_1_6() {
+    silent_shim_does_not_answer(Series::V1_6);
+}
+
+#[test]
+fn silent_shim_does_not_answer_on_1_7() {
+    silent_shim_does_not_answer(Series::V1_7);
+}
+
+#[test]
+fn silent_shim_does_not_answer_on_2_1() {
+    silent_shim_does_not_answer(Series::V2_1);
+}
+
+/// A task dir moved out of the state dir; moved back on drop.
+struct Moved {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+impl Drop for Moved {
+    fn drop(&mut self) {
+        std::fs::rename(&self.to, &self.from).expect("move the task dir back");
+    }
+}
+
+fn shim_without_task_dir_is_an_orphan(series: Series) {
+    let daemon = Daemon::start(series);
+    let id = unique_id("orphan");
+    daemon.run_container(NS, &id, &["sleep", "3600"]);
+    let shim = shim_pid_of(&daemon, &id);
+
+    let dir = task_dir(&daemon, &id);
+    let moved = Moved {
+        to: daemon.dir.join("moved-task-dir"),
+        from: dir.clone(),
+    };
+    std::fs::rename(&moved.from, &moved.to).unwrap();
+    let (_run, bundle, _out) = collect_from(&daemon, &["--only", "shims"]);
+    let (_run, other_ns, _out2) =
+        collect_from(&daemon, &["--only", "shims", "-n", "rctr-elsewhere"]);
+    drop(moved);
+
+    let report = bundle.json("shims/shims.json");
+    let orphans = report["orphans"].as_array().unwrap();
+    assert_eq!(orphans.len(), 1, "{report:#}");
+    assert_eq!(orphans[0]["pid"], shim);
+    assert_eq!(orphans[0]["id"], id.as_str());
+    assert_eq!(orphans[0]["namespace"], NS);
+    assert!(report["tasks"].as_array().unwrap().is_empty());
+    let title = format!("shim process {shim} of {NS}/{id} has no task dir");
+    let findings = shim_findings(&bundle);
+    let finding = findings
+        .iter()
+        .find(|f| f["title"] == title.as_str())
+        .unwrap_or_else(|| panic!("no finding {title:?} in {findings:#?}"));
+    assert_eq!(finding["severity"], "warning");
+    let evidence = finding["evidence"].as_str().unwrap();
+    assert!(evidence.contains(dir.to_str().unwrap()), "{evidence}");
+    assert!(
+        evidence.contains(daemon.address.to_str().unwrap()),
+        "{evidence}"
+    );
+
+    // Looking at another namespace sees neither the task nor its shim.
+    let report = other_ns.json("shims/shims.json");
+    assert!(
+        report["orphans"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn shim_without_task_dir_is_an_orphan_on_1_6() {
+    shim_without_task_dir_is_an_orphan(Series::V1_6);
+}
+
+#[test]
+fn shim_without_task_dir_is_an_orphan_on_1_7() {
+    shim_without_task_dir_is_an_orphan(Series::V1_7);
+}
+
+#[test]
+fn shim_without_task_dir_is_an_orphan_on_2_1() {
+    shim_without_task_dir_is_an_orphan(Series::V2_1);
+}

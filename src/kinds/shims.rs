@@ -9,6 +9,11 @@
 //! daemon without a task dir, and shim sockets nobody serves, are listed so
 //! the analyzer can point at leftovers.
 //!
+//! The namespace travels as `containerd-namespace-ttrpc` metadata, as
+//! containerd sends it; the runc shims of 1.6 to 2.1 answer these three
+//! calls without it too, but other shims may not. `--namespace` limits the
+//! task dirs and orphans looked at.
+//!
 //! One record per task dir goes to `shims.json` first (analyzers find it
 //! there), then each task's OCI spec, environment values redacted, to
 //! `<ns>/<id>/config.json`.
@@ -222,12 +227,16 @@ pub async fn collect(
     let address = ctx.containerd.address().to_path_buf();
     let flag = ctx.state_dir.clone();
     let redact = ctx.redact;
+    let namespaces = ctx.namespaces.clone();
+    let wanted = move |ns: &str| namespaces.is_empty() || namespaces.iter().any(|n| n == ns);
+    let keep = wanted.clone();
 
     // Files and processes first: all of it is blocking reads.
     let (located, read) = tokio::task::spawn_blocking(move || {
         let located = state::locate(flag.as_deref(), &address);
         let read = state::task_dirs(&located.path).map(|dirs| {
             dirs.into_iter()
+                .filter(|dir| keep(&dir.namespace))
                 .map(|dir| read_task(dir, redact))
                 .collect::<Vec<_>>()
         });
@@ -276,10 +285,11 @@ pub async fn collect(
     }
 
     let daemon_address = ctx.containerd.address().display().to_string();
-    let report =
-        tokio::task::spawn_blocking(move || finish(located, daemon_address, redact, tasks))
-            .await
-            .expect("reading shim processes does not panic");
+    let report = tokio::task::spawn_blocking(move || {
+        finish(located, daemon_address, redact, tasks, &wanted)
+    })
+    .await
+    .expect("reading shim processes does not panic");
 
     out.put_in("shims.json", json_bytes(&report)).await?;
     for (task, config) in report.tasks.iter().zip(configs) {
@@ -535,6 +545,7 @@ fn finish(
     daemon_address: String,
     redacted: bool,
     mut tasks: Vec<ShimTask>,
+    wanted: &dyn Fn(&str) -> bool,
 ) -> ShimsReport {
     let listening = host::listening_unix_paths().unwrap_or_default();
     let shims = shim_processes();
@@ -583,6 +594,7 @@ fn finish(
     let orphans = shims
         .iter()
         .filter(|p| p.address.as_deref() == Some(daemon_address.as_str()))
+        .filter(|p| p.namespace.as_deref().is_none_or(wanted))
         .filter(|p| !claimed.contains(&p.pid))
         .cloned()
         .collect();
