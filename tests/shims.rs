@@ -603,3 +603,51 @@ fn shim_without_task_dir_is_an_orphan_on_1_7() {
 fn shim_without_task_dir_is_an_orphan_on_2_1() {
     shim_without_task_dir_is_an_orphan(Series::V2_1);
 }
+
+#[test]
+fn shims_not_asked_in_time_are_said_so_and_the_rest_is_kept() {
+    let daemon = Daemon::start(Series::V2_1);
+    let (silent, fine) = (unique_id("slow"), unique_id("fine"));
+    daemon.run_container(NS, &silent, &["sleep", "3600"]);
+    daemon.run_container(NS, &fine, &["sleep", "3600"]);
+    let specs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        specs.path().join("site.toml"),
+        "[[collector]]\nname = \"site.shims\"\nkind = \"shims\"\n\
+         description = \"shims with a short budget\"\noutput = \"site-shims/\"\n\
+         timeout = \"2s\"\ntags = [\"site\"]\nparams = { call_timeout = \"5s\" }\n",
+    )
+    .unwrap();
+
+    let shim = shim_pid_of(&daemon, &silent);
+    let stopped = Stopped(shim);
+    // SAFETY: as in `Stopped`.
+    unsafe { libc::kill(shim as libc::pid_t, libc::SIGSTOP) };
+    let dir = specs.path().to_str().unwrap();
+    let (run, bundle, _out) = collect_from(&daemon, &["--collectors", dir, "--only", "site"]);
+    drop(stopped);
+
+    assert_eq!(run.status.code(), Some(0));
+    let record = bundle.collector("site.shims");
+    assert_eq!(record["status"], "skipped", "{record}");
+    let reason = record["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("1 of 2 shims were not asked"),
+        "{reason}"
+    );
+    let report = bundle.json("site-shims/shims.json");
+    let task = |id: &str| {
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        task(&silent)["connect"]["skipped"],
+        "not asked: the collector's time ran out"
+    );
+    assert_eq!(task(&fine)["state"]["ok"]["status"], "RUNNING");
+}

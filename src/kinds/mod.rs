@@ -136,7 +136,7 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
-            Kind::Shims => shims::collect(ctx, &spec.params, out).await,
+            Kind::Shims => shims::collect(ctx, &spec.params, spec.timeout, out).await,
         }
     }
 }

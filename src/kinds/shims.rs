@@ -49,6 +49,9 @@ const NAMESPACE_KEY: &str = "containerd-namespace-ttrpc";
 const SOCKET_DIR: &str = "/run/containerd/s";
 /// How many shims are asked at once.
 const PARALLEL_SHIMS: usize = 8;
+/// The share of the spec's timeout spent asking shims; the rest is for
+/// reading processes and writing the files.
+const BUDGET_SHARE: f32 = 0.75;
 
 /// The kind's parameters.
 #[derive(Debug, Deserialize)]
@@ -219,6 +222,7 @@ pub fn check_params(params: &toml::Table) -> Result<(), String> {
 pub async fn collect(
     ctx: &Context,
     params: &toml::Table,
+    spec_timeout: Duration,
     out: &Output,
 ) -> Result<Outcome, CollectError> {
     let params: Params = super::decode_params(params).unwrap_or(Params {
@@ -275,13 +279,28 @@ pub async fn collect(
         tasks.push(task);
         configs.push(config);
     }
-    while let Some(joined) = probes.join_next().await {
+    // Shims not asked by the end of the budget are recorded as such, so
+    // what was learnt is written before the engine's deadline.
+    let budget = tokio::time::Instant::now() + spec_timeout.mul_f32(BUDGET_SHARE);
+    let mut answered = vec![false; tasks.len()];
+    while let Ok(Some(joined)) = tokio::time::timeout_at(budget, probes.join_next()).await {
         let (index, probe) = joined.expect("a shim probe does not panic");
         let task = &mut tasks[index];
         task.api = probe.api;
         task.connect = probe.connect;
         task.state = probe.state;
         task.pids = probe.pids;
+        answered[index] = true;
+    }
+    probes.abort_all();
+    let unasked = answered.iter().filter(|done| !**done).count();
+    for (task, _) in tasks.iter_mut().zip(&answered).filter(|(_, done)| !**done) {
+        let reason = || "not asked: the collector's time ran out".to_string();
+        if task.address.is_some() {
+            task.connect = Call::Skipped(reason());
+            task.state = Call::Skipped(reason());
+            task.pids = Call::Skipped(reason());
+        }
     }
 
     let daemon_address = ctx.containerd.address().display().to_string();
@@ -297,6 +316,13 @@ pub async fn collect(
             out.put_in(&format!("{}/{}/config.json", task.namespace, task.id), data)
                 .await?;
         }
+    }
+    if unasked > 0 {
+        return Ok(Outcome::Skipped(format!(
+            "{unasked} of {} shims were not asked before the collector's time ran out; \
+             raise its timeout or lower params.call_timeout",
+            report.tasks.len()
+        )));
     }
     Ok(Outcome::Done)
 }
