@@ -219,6 +219,7 @@ pub fn check_params(params: &toml::Table) -> Result<(), String> {
     super::decode_params::<Params>(params).map(|_| ())
 }
 
+/// Reads every task dir, asks each shim, and writes the records and specs.
 pub async fn collect(
     ctx: &Context,
     params: &toml::Table,
