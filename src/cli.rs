@@ -62,7 +62,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Collect a support bundle (.tar.gz) from this node.
-    Collect(CollectArgs),
+    Collect(Box<CollectArgs>),
     /// List every known collector: name, kind, tags, default, description.
     Collectors(CollectorsArgs),
 }
@@ -124,6 +124,10 @@ struct CollectArgs {
     json: bool,
     #[command(flatten)]
     specs: SpecArgs,
+    /// containerd's state dir (its `state` setting). Default: read from the
+    /// running daemon's flags and config, else /run/containerd.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +164,7 @@ pub fn init_logging(level: tracing::Level) {
 /// Runs the command the flags name.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
-        Command::Collect(args) => collect(args),
+        Command::Collect(args) => collect(*args),
         Command::Collectors(args) => list(args),
     }
 }
@@ -304,6 +308,7 @@ async fn collect_into(
         containerd: Containerd::new(args.address.clone(), args.max_calls),
         debug_address: args.debug_address.clone(),
         namespaces: args.namespaces.clone(),
+        state_dir: args.state_dir.clone(),
         redact: !args.no_redact,
         events_for: args.events_for,
         deadline,

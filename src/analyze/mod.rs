@@ -12,6 +12,7 @@ mod deprecations;
 mod disk;
 mod events;
 mod plugins;
+mod shims;
 mod tasks;
 
 use serde::de::DeserializeOwned;
@@ -108,6 +109,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(containers::analyze(input));
     findings.extend(disk::analyze(input));
     findings.extend(events::analyze(input));
+    findings.extend(shims::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

@@ -1,5 +1,5 @@
 //! The bundle: the archive writer, the sink collectors write through, the
-//! in-memory view analyzers read, and the manifest format.
+//! in-memory view analyzers read, the manifest format, and redaction.
 
 pub mod manifest;
 pub mod redact;

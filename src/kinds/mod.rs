@@ -13,6 +13,7 @@ mod host_info;
 mod namespaces;
 mod plugins;
 mod server;
+mod shims;
 mod snapshots;
 mod tasks;
 mod version;
@@ -28,6 +29,7 @@ pub use containers::ContainerRecord;
 pub use deprecations::{DeprecationReport, Warning};
 pub use events::EventRecord;
 pub use plugins::{PluginRecord, PluginStatus};
+pub use shims::{Call, ShimProcess, ShimTask, ShimsReport, SocketState};
 pub use snapshots::{Filesystem, NamespaceSnapshots, SnapshotRecord, SnapshotterReport};
 pub use tasks::{TaskRecord, status_name};
 
@@ -37,6 +39,9 @@ pub struct Context {
     pub debug_address: PathBuf,
     /// Namespaces to look into; empty means all.
     pub namespaces: Vec<String>,
+    /// containerd's state dir when the operator names it; else it is found
+    /// from the daemon.
+    pub state_dir: Option<PathBuf>,
     /// Whether secrets are replaced before they reach the bundle.
     pub redact: bool,
     /// How long to listen for events; zero turns the events collector off.
@@ -85,6 +90,7 @@ pub enum Kind {
     ContainerdTasks,
     ContainerdSnapshots,
     ContainerdEvents,
+    Shims,
 }
 
 impl Kind {
@@ -101,6 +107,7 @@ impl Kind {
         Kind::ContainerdTasks,
         Kind::ContainerdSnapshots,
         Kind::ContainerdEvents,
+        Kind::Shims,
     ];
 
     /// The name used in spec files.
@@ -117,6 +124,7 @@ impl Kind {
             Kind::ContainerdTasks => "containerd-tasks",
             Kind::ContainerdSnapshots => "containerd-snapshots",
             Kind::ContainerdEvents => "containerd-events",
+            Kind::Shims => "shims",
         }
     }
 
@@ -127,7 +135,7 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
+        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims)
     }
 
     /// Checks a spec's `params` table for this kind; the error names the
@@ -135,6 +143,7 @@ impl Kind {
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
         match self {
             Kind::ContainerdSnapshots => snapshots::check_params(params),
+            Kind::Shims => shims::check_params(params),
             _ => no_params(self, params),
         }
     }
@@ -158,6 +167,7 @@ impl Kind {
             Kind::ContainerdTasks => tasks::collect(ctx, out).await,
             Kind::ContainerdSnapshots => snapshots::collect(ctx, spec, out).await,
             Kind::ContainerdEvents => events::collect(ctx, spec, out).await,
+            Kind::Shims => shims::collect(ctx, &spec.params, spec.timeout, out).await,
         }
     }
 }

@@ -12,7 +12,7 @@ macro_rules! builtin {
 }
 
 /// Every built-in spec file: its path in the source tree and its text.
-pub const BUILTIN: &[(&str, &str)] = builtin!["containerd", "host", "workload",];
+pub const BUILTIN: &[(&str, &str)] = builtin!["containerd", "host", "workload", "shims"];
 
 #[cfg(test)]
 mod tests {
