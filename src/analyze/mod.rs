@@ -8,7 +8,11 @@
 
 mod collectors;
 mod deprecations;
+pub mod goroutine_dump;
+mod goroutines;
 mod plugins;
+pub mod pprof_data;
+mod profiles;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -71,6 +75,18 @@ impl Input<'_> {
                 Some((path.clone(), value))
             })
     }
+
+    /// Every file written by collectors of `kind` whose path ends with
+    /// `suffix`, with its path, in the order the collectors ran.
+    fn files_of_kind(&self, kind: &str, suffix: &str) -> Vec<(String, &[u8])> {
+        self.collectors
+            .iter()
+            .filter(|record| record.kind == kind)
+            .flat_map(|record| &record.files)
+            .filter(|path| path.ends_with(suffix))
+            .filter_map(|path| Some((path.clone(), self.entries.get(path)?)))
+            .collect()
+    }
 }
 
 /// Runs every analyzer; findings come most severe first.
@@ -79,6 +95,8 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(collectors::analyze(input));
     findings.extend(plugins::analyze(input));
     findings.extend(deprecations::analyze(input));
+    findings.extend(goroutines::analyze(input));
+    findings.extend(profiles::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

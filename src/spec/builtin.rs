@@ -11,6 +11,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "collectors/host.toml",
         include_str!("../../collectors/host.toml"),
     ),
+    (
+        "collectors/profiles.toml",
+        include_str!("../../collectors/profiles.toml"),
+    ),
 ];
 
 #[cfg(test)]

@@ -1,0 +1,167 @@
+//! Goroutine dumps: how many goroutines and in what state, stacks shared by
+//! suspiciously many, lock waits long enough to suggest a deadlock, and,
+//! with two SIGUSR1 dumps, lock waits that did not move between them.
+//!
+//! The dumps are read as stored (debug socket text, or the SIGUSR1 stack
+//! files) and parsed again here, so bundles from any version get findings.
+//! There is no count of containers in this bundle to scale "normal" by, so
+//! the count checks use fixed bounds: an idle containerd runs a few dozen
+//! goroutines and each running task adds a handful, so thousands, or hundreds
+//! sharing one stack, are far from normal.
+
+use super::goroutine_dump::{self, Dump, Group, LONG_WAIT_MINUTES};
+use super::{Finding, Input, Severity};
+
+/// More goroutines than this is far above what a node's containerd needs.
+const TOO_MANY: usize = 5000;
+/// One stack shared by more goroutines than this looks like a leak.
+const LEAK_GROUP: usize = 500;
+
+pub fn analyze(input: &Input) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let socket = input.files_of_kind("debug-goroutines", ".txt");
+    let signalled = input.files_of_kind("signal-dump", ".log");
+
+    // Judge the socket's dump when there is one, else the latest SIGUSR1 one.
+    let latest = socket.first().or(signalled.last());
+    if let Some((file, data)) = latest {
+        let dump = goroutine_dump::parse(&String::from_utf8_lossy(data));
+        findings.extend(judge(&dump, file));
+    }
+    if let [(_, first), .., (file, last)] = signalled.as_slice() {
+        let first = goroutine_dump::parse(&String::from_utf8_lossy(first));
+        let last = goroutine_dump::parse(&String::from_utf8_lossy(last));
+        findings.extend(stuck(&first, &last, file));
+    }
+    findings
+}
+
+fn judge(dump: &Dump, file: &str) -> Vec<Finding> {
+    let summary = goroutine_dump::summarize(dump);
+    let mut states: Vec<(&String, &usize)> = summary.by_state.iter().collect();
+    states.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let mut findings = vec![Finding {
+        severity: Severity::Info,
+        analyzer: "goroutines".into(),
+        title: format!(
+            "containerd runs {} goroutines ({} distinct stacks)",
+            summary.total, summary.distinct_stacks
+        ),
+        evidence: format!("by state: {}", states.join(", ")),
+        file: Some(file.to_string()),
+        action: "Nothing to do by itself; the groups of identical stacks are in the \
+                 summary.json beside the dump."
+            .into(),
+    }];
+
+    if summary.total > TOO_MANY {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            analyzer: "goroutines".into(),
+            title: format!("{} goroutines is far above normal", summary.total),
+            evidence: biggest(&summary.groups),
+            file: Some(file.to_string()),
+            action: "A goroutine leak or a pile-up behind a blocked call: look at where the \
+                     largest groups wait."
+                .into(),
+        });
+    } else if let Some(group) = summary.groups.first().filter(|g| g.count > LEAK_GROUP) {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            analyzer: "goroutines".into(),
+            title: format!("{} goroutines share one stack", group.count),
+            evidence: describe(group),
+            file: Some(file.to_string()),
+            action: "So many identical goroutines suggest a leak or requests piling up \
+                     behind one slow call; see where they wait."
+                .into(),
+        });
+    }
+
+    for group in &summary.long_blocked {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            analyzer: "goroutines".into(),
+            title: format!(
+                "{} goroutine(s) blocked for {}+ minutes in {}: possible deadlock",
+                group.count,
+                group.max_wait_minutes.unwrap_or(LONG_WAIT_MINUTES),
+                group.waits_in.as_deref().unwrap_or("an unknown function")
+            ),
+            evidence: describe(group),
+            file: Some(file.to_string()),
+            action: "Goroutines waiting this long for a lock usually wait on one that is \
+                     never released: find who holds it (the same lock in other stacks) and \
+                     attach this dump to a containerd bug report."
+                .into(),
+        });
+    }
+    findings
+}
+
+fn stuck(first: &Dump, last: &Dump, file: &str) -> Vec<Finding> {
+    goroutine_dump::unmoved(first, last)
+        .iter()
+        .filter(|group| {
+            group
+                .states
+                .keys()
+                .any(|state| goroutine_dump::lock_like_state(state))
+        })
+        .map(|group| Finding {
+            severity: Severity::Warning,
+            analyzer: "goroutines".into(),
+            title: format!(
+                "{} goroutine(s) did not move between the two dumps, waiting in {}",
+                group.count,
+                group.waits_in.as_deref().unwrap_or("an unknown function")
+            ),
+            evidence: describe(group),
+            file: Some(file.to_string()),
+            action: "A lock wait that does not move between dumps seconds apart is stuck; \
+                     look for the goroutine holding the lock."
+                .into(),
+        })
+        .collect()
+}
+
+fn describe(group: &Group) -> String {
+    let states: Vec<String> = group
+        .states
+        .iter()
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect();
+    let top: Vec<&str> = group
+        .frames
+        .iter()
+        .take(4)
+        .map(|f| f.function.as_str())
+        .collect();
+    format!(
+        "{} goroutine(s) [{}], e.g. goroutine {}; stack: {}",
+        group.count,
+        states.join(", "),
+        group
+            .ids
+            .first()
+            .map(u64::to_string)
+            .unwrap_or_else(|| "?".into()),
+        top.join(" ← ")
+    )
+}
+
+fn biggest(groups: &[Group]) -> String {
+    let parts: Vec<String> = groups
+        .iter()
+        .take(3)
+        .map(|g| {
+            format!(
+                "{} in {}",
+                g.count,
+                g.waits_in.as_deref().unwrap_or("an unknown function")
+            )
+        })
+        .collect();
+    format!("largest groups: {}", parts.join("; "))
+}
