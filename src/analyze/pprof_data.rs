@@ -176,8 +176,11 @@ impl Stacks {
                 }
             }
         }
+        // Functions only on stacks of zero value (freed memory in a heap
+        // profile's in-use view) are left out, as pprof does.
         let entries: Vec<TopEntry> = cum
             .iter()
+            .filter(|(_, cum)| **cum != 0)
             .map(|(name, cum)| TopEntry {
                 function: name.to_string(),
                 flat: flat.get(name).copied().unwrap_or(0),
