@@ -422,6 +422,19 @@ goroutine 9 [select]:
     }
 
     #[test]
+    fn keeps_very_long_stacks_whole() {
+        let mut text = String::from("goroutine 1 [running]:\n");
+        for i in 0..100_000 {
+            text.push_str(&format!("pkg.f{i}(0x1)\n\tpkg/f.go:{i} +0x1\n"));
+        }
+        text.push_str("...additional frames elided...\n");
+        let dump = parse(&text);
+        assert_eq!(dump.goroutines[0].frames.len(), 100_000);
+        assert_eq!(dump.stray_lines, 0);
+        assert_eq!(summarize(&dump).groups[0].frames.len(), 100_000);
+    }
+
+    #[test]
     fn survives_truncation_and_odd_headers() {
         let dump = parse("goroutine 5 gp=0x1 m=nil [sync.Mutex.Lock, 3 minutes]:\nfoo.Bar(\n");
         assert_eq!(dump.goroutines.len(), 1);

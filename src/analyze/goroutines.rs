@@ -165,3 +165,79 @@ fn biggest(groups: &[Group]) -> String {
         .collect();
     format!("largest groups: {}", parts.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::Entries;
+    use crate::bundle::manifest::{CollectorRecord, Status};
+
+    fn record(kind: &str, files: &[&str]) -> CollectorRecord {
+        CollectorRecord {
+            name: format!("profiles.{kind}"),
+            kind: kind.into(),
+            status: Status::Ok,
+            duration_ms: 1,
+            reason: None,
+            error: None,
+            files: files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    const STUCK: &str = "goroutine 1 [chan receive]:
+main.main()
+\tmain.go:1 +0x1
+
+goroutine 20 [sync.Mutex.Lock, 37 minutes]:
+sync.runtime_SemacquireMutex(0x1)
+\truntime/sema.go:77 +0x25
+sync.(*Mutex).Lock(...)
+\tsync/mutex.go:90
+example.com/store.(*Store).Put(0xc0)
+\tstore.go:12 +0x3a
+";
+
+    #[test]
+    fn a_long_lock_wait_is_a_possible_deadlock_naming_its_function() {
+        let mut entries = Entries::default();
+        entries.insert("g/goroutines.txt", STUCK.as_bytes().to_vec());
+        let records = [record("debug-goroutines", &["g/goroutines.txt"])];
+        let findings = analyze(&Input {
+            entries: &entries,
+            collectors: &records,
+        });
+        assert_eq!(
+            findings[0].title,
+            "containerd runs 2 goroutines (2 distinct stacks)"
+        );
+        let deadlock = &findings[1];
+        assert_eq!(deadlock.severity, Severity::Warning);
+        assert_eq!(
+            deadlock.title,
+            "1 goroutine(s) blocked for 37+ minutes in example.com/store.(*Store).Put: \
+             possible deadlock"
+        );
+        assert_eq!(deadlock.file.as_deref(), Some("g/goroutines.txt"));
+    }
+
+    #[test]
+    fn lock_waits_that_did_not_move_between_signal_dumps_are_flagged() {
+        let second = STUCK.replace("37 minutes", "38 minutes");
+        let mut entries = Entries::default();
+        entries.insert("s/stacks-1.log", STUCK.as_bytes().to_vec());
+        entries.insert("s/stacks-2.log", second.into_bytes());
+        let records = [record("signal-dump", &["s/stacks-1.log", "s/stacks-2.log"])];
+        let findings = analyze(&Input {
+            entries: &entries,
+            collectors: &records,
+        });
+        let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
+        assert!(
+            titles.contains(
+                &"1 goroutine(s) did not move between the two dumps, waiting in \
+                  example.com/store.(*Store).Put"
+            ),
+            "{titles:?}"
+        );
+    }
+}
