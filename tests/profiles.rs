@@ -417,3 +417,23 @@ fn frozen_daemon_costs_profiles_their_deadlines_only() {
     assert!(bundle.files.contains_key("host/info.json"));
     assert!(bundle.files.contains_key("host/containerd-process.json"));
 }
+
+#[test]
+fn committed_heap_profile_matches_go_tool_pprof() {
+    // A heap profile taken from the test bed's containerd 2.1, kept small.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pprof/heap-2.1.pb.gz");
+    let data = std::fs::read(&file).unwrap();
+    let stacks = pprof_data::Stacks::new(&pprof_data::decode(&data).unwrap());
+    assert_eq!(stacks.default_sample_type().as_deref(), Some("inuse_space"));
+    for (sample_type, unit) in [
+        ("inuse_space", "B"),
+        ("inuse_objects", ""),
+        ("alloc_space", "B"),
+    ] {
+        let ours = serde_json::to_value(stacks.top(sample_type, 25).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("heap.pb.gz");
+        std::fs::write(&copy, &data).unwrap();
+        assert_top_matches(&ours, &go_top(&copy, sample_type, unit), sample_type);
+    }
+}
