@@ -337,7 +337,9 @@ fn without_debug_socket_profiles_are_skipped_with_the_enabling_config() {
         .find(|f| f["title"].as_str().unwrap().contains("debug socket is off"))
         .expect("a finding says the debug socket is off");
     assert_eq!(note["severity"], "info");
-    assert!(note["evidence"].as_str().unwrap().contains(&lines));
+    let setting = format!("address = \"{}\"", daemon.debug_address.display());
+    assert!(note["evidence"].as_str().unwrap().contains("[debug]"));
+    assert!(note["evidence"].as_str().unwrap().contains(&setting));
     assert!(bundle.text("summary.md").contains("debug socket is off"));
 }
 

@@ -52,7 +52,12 @@ fn socket_off(input: &Input) -> Option<Finding> {
         severity: Severity::Info,
         analyzer: "profiles".into(),
         title: "containerd's debug socket is off: no pprof profiles in this bundle".into(),
-        evidence: record.reason.clone().unwrap_or_default(),
+        // Indented so the config lines stay inside the summary's list item.
+        evidence: record
+            .reason
+            .clone()
+            .unwrap_or_default()
+            .replace('\n', "\n    "),
         file: Some("manifest.json".into()),
         action: "Enable the debug socket with the config lines above and restart containerd \
                  for profiles next time; for a goroutine dump now, run again with \
