@@ -4,16 +4,25 @@
 //!
 //! The dumps are read as stored (debug socket text, or the SIGUSR1 stack
 //! files) and parsed again here, so bundles from any version get findings.
-//! There is no count of containers in this bundle to scale "normal" by, so
-//! the count checks use fixed bounds: an idle containerd runs a few dozen
-//! goroutines and each running task adds a handful, so thousands, or hundreds
-//! sharing one stack, are far from normal.
+//! The daemon's load is read from the dump itself: every shim containerd
+//! talks to has one ttrpc client goroutine (started by `ttrpc.NewClient`),
+//! in 1.x and 2.x alike. An idle containerd runs a few dozen goroutines and
+//! each shim adds a handful, so ten times that (and at least a thousand), or
+//! hundreds sharing one stack, are far from normal.
 
 use super::goroutine_dump::{self, Dump, Group, LONG_WAIT_MINUTES};
 use super::{Finding, Input, Severity};
 
-/// More goroutines than this is far above what a node's containerd needs.
-const TOO_MANY: usize = 5000;
+/// Goroutines an idle containerd runs, about.
+const IDLE: usize = 50;
+/// Goroutines each shim connection adds, about.
+const PER_SHIM: usize = 10;
+/// How far above the expected count is "far above".
+const FAR_ABOVE: usize = 10;
+/// Fewer goroutines than this are never too many.
+const FLOOR: usize = 1000;
+/// The function that starts one goroutine per shim connection.
+const SHIM_CLIENT: &str = "github.com/containerd/ttrpc.NewClient";
 /// One stack shared by more goroutines than this looks like a leak.
 const LEAK_GROUP: usize = 500;
 
@@ -41,6 +50,12 @@ fn judge(dump: &Dump, file: &str) -> Vec<Finding> {
     let mut states: Vec<(&String, &usize)> = summary.by_state.iter().collect();
     states.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let states: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let shims = dump
+        .goroutines
+        .iter()
+        .filter(|g| g.created_by.as_deref() == Some(SHIM_CLIENT))
+        .count();
+    let expected = IDLE + PER_SHIM * shims;
     let mut findings = vec![Finding {
         severity: Severity::Info,
         analyzer: "goroutines".into(),
@@ -48,18 +63,24 @@ fn judge(dump: &Dump, file: &str) -> Vec<Finding> {
             "containerd runs {} goroutines ({} distinct stacks)",
             summary.total, summary.distinct_stacks
         ),
-        evidence: format!("by state: {}", states.join(", ")),
+        evidence: format!(
+            "by state: {}; {shims} shim connection(s)",
+            states.join(", ")
+        ),
         file: Some(file.to_string()),
         action: "Nothing to do by itself; the groups of identical stacks are in the \
                  summary.json beside the dump."
             .into(),
     }];
 
-    if summary.total > TOO_MANY {
+    if summary.total > (FAR_ABOVE * expected).max(FLOOR) {
         findings.push(Finding {
             severity: Severity::Warning,
             analyzer: "goroutines".into(),
-            title: format!("{} goroutines is far above normal", summary.total),
+            title: format!(
+                "{} goroutines is far above normal for {shims} shim(s) (about {expected})",
+                summary.total
+            ),
             evidence: biggest(&summary.groups),
             file: Some(file.to_string()),
             action: "A goroutine leak or a pile-up behind a blocked call: look at where the \
@@ -218,6 +239,31 @@ example.com/store.(*Store).Put(0xc0)
              possible deadlock"
         );
         assert_eq!(deadlock.file.as_deref(), Some("g/goroutines.txt"));
+    }
+
+    #[test]
+    fn goroutines_far_above_the_load_are_flagged() {
+        let idle = "goroutine 1 [select]:\nmain.loop()\n\tmain.go:1 +0x1\n\n";
+        let shim = "goroutine 2 [IO wait]:\nttrpc.read()\n\tc.go:1 +0x1\n\
+                    created by github.com/containerd/ttrpc.NewClient in goroutine 1\n\tc.go:2\n\n";
+        let count = |shims: usize, idles: usize| {
+            let text = shim.repeat(shims) + &idle.repeat(idles);
+            let mut entries = Entries::default();
+            entries.insert("g/goroutines.txt", text.into_bytes());
+            let records = [record("debug-goroutines", &["g/goroutines.txt"])];
+            analyze(&Input {
+                entries: &entries,
+                collectors: &records,
+            })
+            .into_iter()
+            .filter(|f| f.title.contains("far above normal"))
+            .count()
+        };
+        assert_eq!(count(0, 900), 0);
+        assert_eq!(count(0, 1200), 1);
+        // 100 shims make about 1050 normal: 1200 is fine, 12000 is not.
+        assert_eq!(count(100, 1100), 0);
+        assert_eq!(count(100, 12000), 1);
     }
 
     #[test]
