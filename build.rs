@@ -7,6 +7,10 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let mut files: Vec<PathBuf> = Vec::new();
+    // git keeps no empty folders: a checkout without .proto files has none.
+    if !std::path::Path::new("proto").is_dir() {
+        return Ok(());
+    }
     for entry in std::fs::read_dir("proto")? {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "proto") {

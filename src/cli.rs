@@ -21,7 +21,7 @@ use crate::bundle::{BundleWriter, resolve_target, spawn_writer};
 use crate::engine;
 use crate::kinds::Context;
 use crate::report::{Counts, Summary};
-use crate::source::Containerd;
+use crate::source::{Containerd, debug, host};
 use crate::spec::{self, Selection, Spec};
 
 /// Where operators put their own collector specs.
@@ -87,13 +87,25 @@ struct CollectArgs {
         default_value = "/run/containerd/containerd.sock"
     )]
     address: PathBuf,
-    /// containerd's debug socket (pprof, expvar).
+    /// containerd's debug socket (pprof, expvar). Default: the `[debug]
+    /// address` in containerd's config file, else /run/containerd/debug.sock.
+    #[arg(long, value_name = "PATH")]
+    debug_address: Option<PathBuf>,
+    /// Length of the CPU profile taken over the debug socket; 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    cpu_profile: Duration,
+    /// Send SIGUSR1 to containerd and collect the goroutine stack file it
+    /// writes; =2 takes two dumps seconds apart to see what does not move.
+    /// Off by default: it signals the running daemon.
     #[arg(
         long,
-        value_name = "PATH",
-        default_value = "/run/containerd/debug.sock"
+        value_name = "N",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1",
+        value_parser = clap::value_parser!(u8).range(1..=2)
     )]
-    debug_address: PathBuf,
+    signal_dump: Option<u8>,
     /// Namespace to look into; repeatable. Default: all namespaces.
     #[arg(short, long = "namespace", value_name = "NAME")]
     namespaces: Vec<String>,
@@ -304,14 +316,18 @@ async fn collect_into(
     // Leave a moment of the overall deadline for the report and the archive.
     let reserve = (args.timeout / 10).min(Duration::from_secs(1));
     let deadline = clock + args.timeout.saturating_sub(reserve);
+    let debug = find_debug_address(args).await;
     let ctx = Arc::new(Context {
         containerd: Containerd::new(args.address.clone(), args.max_calls),
-        debug_address: args.debug_address.clone(),
+        debug_address: debug.path.clone(),
         namespaces: args.namespaces.clone(),
         state_dir: args.state_dir.clone(),
         redact: !args.no_redact,
         events_for: args.events_for,
         deadline,
+        debug_origin: debug.origin.clone(),
+        cpu_profile: args.cpu_profile,
+        signal_dumps: args.signal_dump.unwrap_or(0),
     });
     let result = engine::run(chosen, ctx.clone(), &sink, deadline, stop).await;
     drop(sink);
@@ -336,7 +352,7 @@ async fn collect_into(
         },
         containerd: DaemonRef {
             address: args.address.display().to_string(),
-            debug_address: args.debug_address.display().to_string(),
+            debug_address: debug.path.display().to_string(),
             version: version.map(|v| v.version.clone()),
             revision: version.map(|v| v.revision.clone()),
         },
@@ -361,6 +377,29 @@ async fn collect_into(
     writer.add("report", "manifest.json", &json_bytes(&manifest)?)?;
     let path = writer.finish()?;
     Ok((path, manifest, summary))
+}
+
+/// Finds the debug socket: the flag, else the config of the daemon that
+/// holds `--address`, else the default.
+async fn find_debug_address(args: &CollectArgs) -> debug::DebugAddress {
+    let explicit = args.debug_address.clone();
+    let address = args.address.clone();
+    let lookup = tokio::task::spawn_blocking(move || {
+        let pid = match explicit {
+            Some(_) => None,
+            None => host::socket_owner(&address).ok().flatten(),
+        };
+        debug::resolve(explicit.as_deref(), pid)
+    });
+    // Scanning /proc is quick; a stuck read must not hold the run.
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(found)) => found,
+        _ => debug::DebugAddress {
+            path: PathBuf::from(debug::DEFAULT_ADDRESS),
+            origin: "default; the daemon's config could not be looked up in time".into(),
+            config: None,
+        },
+    }
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM.

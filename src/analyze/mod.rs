@@ -11,7 +11,11 @@ mod containers;
 mod deprecations;
 mod disk;
 mod events;
+pub mod goroutine_dump;
+mod goroutines;
 mod plugins;
+pub mod pprof_data;
+mod profiles;
 mod shims;
 mod tasks;
 
@@ -97,6 +101,15 @@ impl Input<'_> {
             .filter(move |record| record.kind == kind)
             .flat_map(|record| record.files.iter().map(String::as_str))
     }
+
+    /// Every file written by collectors of `kind` whose path ends with
+    /// `suffix`, with its path, in the order the collectors ran.
+    fn bytes_of_kind(&self, kind: &str, suffix: &str) -> Vec<(String, &[u8])> {
+        self.files_of_kind(kind)
+            .filter(|path| path.ends_with(suffix))
+            .filter_map(|path| Some((path.to_string(), self.entries.get(path)?)))
+            .collect()
+    }
 }
 
 /// Runs every analyzer; findings come most severe first.
@@ -110,6 +123,8 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(disk::analyze(input));
     findings.extend(events::analyze(input));
     findings.extend(shims::analyze(input));
+    findings.extend(goroutines::analyze(input));
+    findings.extend(profiles::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

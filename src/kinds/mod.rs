@@ -7,6 +7,11 @@
 
 mod containerd_process;
 mod containers;
+mod debug_cpu;
+mod debug_goroutines;
+mod debug_heap;
+mod debug_pprof;
+mod debug_vars;
 mod deprecations;
 mod events;
 mod host_info;
@@ -14,6 +19,7 @@ mod namespaces;
 mod plugins;
 mod server;
 mod shims;
+mod signal_dump;
 mod snapshots;
 mod tasks;
 mod version;
@@ -21,11 +27,15 @@ mod version;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::analyze::pprof_data::ProfileError;
 use crate::bundle::{Output, SinkError};
+use crate::source::debug::{self, DebugError};
 use crate::source::{Containerd, ContainerdError};
 use crate::spec::Spec;
 
 pub use containers::ContainerRecord;
+pub use debug_cpu::CpuTop;
+pub use debug_heap::HeapTop;
 pub use deprecations::{DeprecationReport, Warning};
 pub use events::EventRecord;
 pub use plugins::{PluginRecord, PluginStatus};
@@ -48,7 +58,16 @@ pub struct Context {
     pub events_for: Duration,
     /// The run's deadline; kinds that wait for a window end it before this.
     pub deadline: Instant,
+    /// How `debug_address` was found (flag, config file, default).
+    pub debug_origin: String,
+    /// How long a CPU profile runs; zero turns it off.
+    pub cpu_profile: Duration,
+    /// How many SIGUSR1 stack dumps to take; zero (the default) takes none.
+    pub signal_dumps: u8,
 }
+
+/// How long one quick request to the debug socket may take.
+const DEBUG_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How a collector that did not fail ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +93,22 @@ pub enum CollectError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Debug(#[from] DebugError),
+    #[error("cannot read the profile from {url}")]
+    Profile {
+        url: String,
+        #[source]
+        source: ProfileError,
+    },
+    #[error("cannot send SIGUSR1 to containerd (pid {pid})")]
+    Signal {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("containerd wrote no new stack file {path} within {}", humantime::format_duration(*.limit))]
+    StackFile { path: PathBuf, limit: Duration },
 }
 
 /// A collector kind.
@@ -91,6 +126,12 @@ pub enum Kind {
     ContainerdSnapshots,
     ContainerdEvents,
     Shims,
+    DebugGoroutines,
+    DebugHeap,
+    DebugCpuProfile,
+    DebugPprof,
+    DebugVars,
+    SignalDump,
 }
 
 impl Kind {
@@ -108,6 +149,12 @@ impl Kind {
         Kind::ContainerdSnapshots,
         Kind::ContainerdEvents,
         Kind::Shims,
+        Kind::DebugGoroutines,
+        Kind::DebugHeap,
+        Kind::DebugCpuProfile,
+        Kind::DebugPprof,
+        Kind::DebugVars,
+        Kind::SignalDump,
     ];
 
     /// The name used in spec files.
@@ -125,6 +172,12 @@ impl Kind {
             Kind::ContainerdSnapshots => "containerd-snapshots",
             Kind::ContainerdEvents => "containerd-events",
             Kind::Shims => "shims",
+            Kind::DebugGoroutines => "debug-goroutines",
+            Kind::DebugHeap => "debug-heap",
+            Kind::DebugCpuProfile => "debug-cpu-profile",
+            Kind::DebugPprof => "debug-pprof",
+            Kind::DebugVars => "debug-vars",
+            Kind::SignalDump => "signal-dump",
         }
     }
 
@@ -138,12 +191,25 @@ impl Kind {
         !matches!(self, Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims)
     }
 
+    /// Whether the kind reads containerd's debug socket.
+    pub fn uses_debug_socket(self) -> bool {
+        matches!(
+            self,
+            Kind::DebugGoroutines
+                | Kind::DebugHeap
+                | Kind::DebugCpuProfile
+                | Kind::DebugPprof
+                | Kind::DebugVars
+        )
+    }
+
     /// Checks a spec's `params` table for this kind; the error names the
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
         match self {
             Kind::ContainerdSnapshots => snapshots::check_params(params),
             Kind::Shims => shims::check_params(params),
+            Kind::DebugPprof => debug_pprof::check(&decode_params(params)?),
             _ => no_params(self, params),
         }
     }
@@ -168,6 +234,12 @@ impl Kind {
             Kind::ContainerdSnapshots => snapshots::collect(ctx, spec, out).await,
             Kind::ContainerdEvents => events::collect(ctx, spec, out).await,
             Kind::Shims => shims::collect(ctx, &spec.params, spec.timeout, out).await,
+            Kind::DebugGoroutines => debug_goroutines::collect(ctx, out).await,
+            Kind::DebugHeap => debug_heap::collect(ctx, out).await,
+            Kind::DebugCpuProfile => debug_cpu::collect(ctx, out).await,
+            Kind::DebugPprof => debug_pprof::collect(ctx, spec, out).await,
+            Kind::DebugVars => debug_vars::collect(ctx, out).await,
+            Kind::SignalDump => signal_dump::collect(ctx, out).await,
         }
     }
 }
@@ -182,6 +254,39 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
 /// Decodes a spec's `params` table into a kind's typed parameters.
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
+}
+
+/// GETs `url` from the debug socket under `limit`. A socket that does not
+/// exist is a known limit: the inner `Err` is the skip, with the reason and
+/// the config lines that turn the socket on.
+async fn debug_get(
+    ctx: &Context,
+    url: &str,
+    limit: Duration,
+) -> Result<Result<Vec<u8>, Outcome>, CollectError> {
+    match debug::get(&ctx.debug_address, url, limit).await {
+        Ok(data) => Ok(Ok(data)),
+        Err(DebugError::Missing(path)) => Ok(Err(Outcome::Skipped(format!(
+            "{} ({}): the debug socket is not enabled; add to containerd's config \
+             and restart it:\n{}",
+            DebugError::Missing(path.clone()),
+            ctx.debug_origin,
+            debug::enabling_lines(&path)
+        )))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Encodes `value`, bound for file `name`, as pretty JSON with a final newline.
+fn json_bytes<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>, CollectError> {
+    let mut data = serde_json::to_vec_pretty(value).map_err(|source| {
+        CollectError::Sink(crate::bundle::SinkError::Encode {
+            path: name.into(),
+            source,
+        })
+    })?;
+    data.push(b'\n');
+    Ok(data)
 }
 
 /// Formats a protobuf timestamp as RFC 3339 UTC.

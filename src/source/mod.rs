@@ -1,6 +1,7 @@
 //! Where collectors get their data from: one module per source.
 
 pub mod containerd;
+pub mod debug;
 pub mod host;
 pub mod state;
 pub mod ttrpc;

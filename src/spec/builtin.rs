@@ -12,7 +12,8 @@ macro_rules! builtin {
 }
 
 /// Every built-in spec file: its path in the source tree and its text.
-pub const BUILTIN: &[(&str, &str)] = builtin!["containerd", "host", "workload", "shims"];
+pub const BUILTIN: &[(&str, &str)] =
+    builtin!["containerd", "host", "workload", "shims", "profiles"];
 
 #[cfg(test)]
 mod tests {
