@@ -19,6 +19,7 @@ use crate::bundle::{Output, SinkError};
 use crate::source::{Containerd, ContainerdError};
 use crate::spec::Spec;
 
+pub(crate) use deprecations::unreported_note;
 pub use deprecations::{DeprecationReport, Warning};
 pub use plugins::{PluginRecord, PluginStatus};
 
@@ -142,7 +143,7 @@ fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result
 }
 
 /// Formats a protobuf timestamp as RFC 3339 UTC.
-fn rfc3339(ts: &prost_types::Timestamp) -> String {
+pub(crate) fn rfc3339(ts: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| format!("{}s", ts.seconds))
