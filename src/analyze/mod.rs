@@ -6,6 +6,7 @@
 //! by path, so an operator's spec that moves a file does not blind them. One
 //! file per analyzer.
 
+mod audit;
 mod collectors;
 mod deprecations;
 mod plugins;
@@ -79,6 +80,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(collectors::analyze(input));
     findings.extend(plugins::analyze(input));
     findings.extend(deprecations::analyze(input));
+    findings.extend(audit::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

@@ -221,7 +221,7 @@ pub async fn run(containerd: &Containerd, options: &Options) -> Report {
     let address = containerd.address().to_path_buf();
     let version = deadline("Version.Version", containerd.version())
         .await
-        .map(Clone::clone);
+        .cloned();
     let daemon = DaemonPart {
         address: address.display().to_string(),
         reachable: version.is_ok(),

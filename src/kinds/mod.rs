@@ -5,6 +5,7 @@
 //! deadline (the engine does) and reports a known limit as
 //! [`Outcome::Skipped`] with the reason, not as an error.
 
+mod audit;
 mod containerd_process;
 mod deprecations;
 mod host_info;
@@ -65,6 +66,7 @@ pub enum Kind {
     ContainerdDeprecations,
     HostInfo,
     ContainerdProcess,
+    Audit,
 }
 
 impl Kind {
@@ -77,6 +79,7 @@ impl Kind {
         Kind::ContainerdDeprecations,
         Kind::HostInfo,
         Kind::ContainerdProcess,
+        Kind::Audit,
     ];
 
     /// The name used in spec files.
@@ -89,6 +92,7 @@ impl Kind {
             Kind::ContainerdDeprecations => "containerd-deprecations",
             Kind::HostInfo => "host-info",
             Kind::ContainerdProcess => "containerd-process",
+            Kind::Audit => "audit",
         }
     }
 
@@ -99,14 +103,16 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
+        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess | Kind::Audit)
     }
 
     /// Checks a spec's `params` table for this kind; the error names the
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
-        // Kinds with parameters decode them here with `decode_params`.
-        no_params(self, params)
+        match self {
+            Kind::Audit => audit::Params::check(params),
+            _ => no_params(self, params),
+        }
     }
 
     /// Runs the kind for `spec`.
@@ -116,7 +122,6 @@ impl Kind {
         spec: &Spec,
         out: &Output,
     ) -> Result<Outcome, CollectError> {
-        let _ = spec;
         match self {
             Kind::ContainerdVersion => version::collect(ctx, out).await,
             Kind::ContainerdServer => server::collect(ctx, out).await,
@@ -125,6 +130,7 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
+            Kind::Audit => audit::collect(ctx, spec, out).await,
         }
     }
 }
@@ -137,7 +143,6 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
 }
 
 /// Decodes a spec's `params` table into a kind's typed parameters.
-#[allow(dead_code)]
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
 }

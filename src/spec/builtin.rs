@@ -11,6 +11,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "collectors/host.toml",
         include_str!("../../collectors/host.toml"),
     ),
+    (
+        "collectors/audit.toml",
+        include_str!("../../collectors/audit.toml"),
+    ),
 ];
 
 #[cfg(test)]
