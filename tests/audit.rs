@@ -257,6 +257,45 @@ fn version_2_config_on_2_1_gets_version_3_migration_notes() {
 
     // The daemon itself agrees it raised nothing for this file.
     assert!(ctr_warning_ids(&daemon).is_empty());
+    drop(daemon);
+
+    // A version 2 registry section raises the same warnings on 2.1 as the
+    // static reading finds, with 2.1's removal releases.
+    let daemon = Daemon::start_with(Series::V2_1, &DaemonOptions::deprecated_registry());
+    let expected = ctr_warning_ids(&daemon);
+    let (code, report) = audit_daemon(&daemon, &[]);
+    let static_ids: BTreeSet<String> = findings(&report)
+        .iter()
+        .filter(|f| has_source(f, "config") && f["warning_id"].is_string())
+        .map(|f| f["warning_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(static_ids, expected);
+    for id in &expected {
+        let rule = id.trim_start_matches("io.containerd.deprecation/");
+        let found = finding(&report, rule);
+        assert_eq!(found["removed_in_from"], "daemon");
+        assert_eq!(found["level"], "blocker", "removed by the default target");
+    }
+    assert_eq!(report["target"], "2.4");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn hung_daemon_still_gets_the_static_audit() {
+    let daemon = Daemon::start_with(Series::V1_7, &DaemonOptions::deprecated_registry());
+    daemon.freeze();
+    let (code, report) = audit_daemon(&daemon, &[]);
+    daemon.thaw();
+    assert_eq!(report["containerd"]["reachable"], false);
+    let error = report["containerd"]["error"].as_str().unwrap();
+    assert!(error.contains("no answer"), "{error}");
+    // The process still names its config file.
+    assert_eq!(report["config"]["found_by"], "daemon_command_line");
+    let mirrors = finding(&report, "cri-registry-mirrors");
+    assert_eq!(mirrors["sources"], serde_json::json!(["config"]));
+    assert_eq!(report["target"], "2.0");
+    assert_eq!(code, 0);
 }
 
 #[test]

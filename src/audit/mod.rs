@@ -229,7 +229,13 @@ pub async fn run(containerd: &Containerd, options: &Options) -> Report {
         error: version.as_ref().err().cloned(),
     };
 
-    let (config_part, files, config_failed) = read_config(&address, options, daemon.reachable);
+    // Scanning /proc for the daemon and reading files block: off the runtime.
+    let (config_part, files, config_failed) = {
+        let (address, options, reachable) = (address.clone(), options.clone(), daemon.reachable);
+        tokio::task::spawn_blocking(move || read_config(&address, &options, reachable))
+            .await
+            .expect("reading the config does not panic")
+    };
     let (live, live_hits) = match &version {
         Ok(version) => live(containerd, version).await,
         Err(err) => (
