@@ -424,23 +424,36 @@ fn read_config(
 fn static_hits(files: &[config::ConfigFile]) -> Vec<Hit> {
     let mut hits = Vec::new();
     for file in files {
-        // Versions past 3 are read with version 3's paths.
-        let version = file.version.min(3);
+        // Versions past 3 are read with version 3's paths. A file without a
+        // version (typical of drop-in imports) is migrated from version 1,
+        // which keeps full plugin names as they are: both forms count there.
+        let versions = match file.version {
+            1 => vec![1, 2],
+            v => vec![v.min(3)],
+        };
         for rule in RULES {
+            let mut keys: Vec<String> = Vec::new();
             for m in rule.matches {
-                for key in m.find(&file.table, version) {
-                    let location = if key.is_empty() {
-                        format!("{} (version {})", file.path.display(), file.version)
-                    } else {
-                        format!("{}: {key}", file.path.display())
-                    };
-                    hits.push(Hit {
-                        rule: RuleRef::Known(rule),
-                        source: Source::Config,
-                        location,
-                        daemon_message: None,
-                    });
+                for version in &versions {
+                    for key in m.find(&file.table, *version) {
+                        if !keys.contains(&key) {
+                            keys.push(key);
+                        }
+                    }
                 }
+            }
+            for key in keys {
+                let location = if key.is_empty() {
+                    format!("{} (version {})", file.path.display(), file.version)
+                } else {
+                    format!("{}: {key}", file.path.display())
+                };
+                hits.push(Hit {
+                    rule: RuleRef::Known(rule),
+                    source: Source::Config,
+                    location,
+                    daemon_message: None,
+                });
             }
         }
     }
