@@ -630,7 +630,7 @@ fn judge(hits: Vec<Hit>, target: Release) -> Vec<AuditFinding> {
         let confirmed = daemon_message.is_some();
         let level = match (removed, deprecated) {
             (Some(removed), _) if removed <= target => Level::Blocker,
-            _ if warning_id.is_none() => Level::Note,
+            (None, _) if warning_id.is_none() => Level::Note,
             (_, Some(deprecated)) if deprecated <= target => Level::Warning,
             // A deprecation newer than the target is no concern for it,
             // unless the running daemon already raises it.

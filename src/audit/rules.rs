@@ -241,6 +241,36 @@ pub const RULES: &[Rule] = &[
         removed_in: Some("2.0"),
         instead: "put the `criu` binary in containerd's `$PATH`",
     },
+    // Removed in 2.0 without a warning: the daemon says nothing about them.
+    Rule {
+        id: "cri-disable-cgroup",
+        title: "`disable_cgroup` of the CRI plugin",
+        warning: None,
+        matches: &[
+            at(V1, "plugins.cri.disable_cgroup"),
+            at(V2, r#"plugins."io.containerd.grpc.v1.cri".disable_cgroup"#),
+        ],
+        content: Content::None,
+        deprecated_in: "2.0",
+        removed_in: Some("2.0"),
+        instead: "delegate a cgroup v2 subtree to the daemon (rootless setups) instead",
+    },
+    Rule {
+        id: "cri-no-pivot",
+        title: "`containerd.no_pivot` of the CRI plugin (runtime v1 only)",
+        warning: None,
+        matches: &[
+            at(V1, "plugins.cri.containerd.no_pivot"),
+            at(
+                V2,
+                r#"plugins."io.containerd.grpc.v1.cri".containerd.no_pivot"#,
+            ),
+        ],
+        content: Content::None,
+        deprecated_in: "1.4",
+        removed_in: Some("2.0"),
+        instead: "set `NoPivotRoot = true` in the runc runtime's `options`",
+    },
     // Runtimes and snapshotters removed in 2.0.
     Rule {
         id: "runtime-v1",

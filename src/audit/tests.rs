@@ -95,6 +95,18 @@ fn the_target_decides_blocker_warning_and_note() {
     assert_eq!(level("1.7", "config-version"), None, "no v3 before 2.0");
     assert_eq!(level("2.0", "config-version"), Some(Level::Note));
 
+    // A removal the daemon never warns about is still a warning before it.
+    let no_pivot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit/cri-no-pivot.toml");
+    let found = |target: &str| {
+        audit_file(&no_pivot, target)
+            .into_iter()
+            .find(|f| f.rule == "cri-no-pivot")
+            .map(|f| f.level)
+    };
+    assert_eq!(found("1.7"), Some(Level::Warning));
+    assert_eq!(found("2.0"), Some(Level::Blocker));
+
     let mirrors = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/audit/cri-registry-mirrors.toml");
     let findings = audit_file(&mirrors, "2.3");
