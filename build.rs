@@ -7,11 +7,13 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let mut files: Vec<PathBuf> = Vec::new();
-    // git keeps no empty folders: a checkout without .proto files has none.
-    if !std::path::Path::new("proto").is_dir() {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir("proto")? {
+    // git keeps no empty folders: a checkout without definitions has no proto/.
+    let entries = match std::fs::read_dir("proto") {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    for entry in entries {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "proto") {
             files.push(path);

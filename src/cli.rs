@@ -16,6 +16,7 @@ use serde::Serialize;
 use sysinfo::System;
 
 use crate::analyze::{self, Finding};
+use crate::audit::{self, rules::Release};
 use crate::bundle::manifest::{self, DaemonRef, HostId, Manifest, Tool};
 use crate::bundle::{BundleWriter, resolve_target, spawn_writer};
 use crate::engine;
@@ -65,6 +66,10 @@ enum Command {
     Collect(Box<CollectArgs>),
     /// List every known collector: name, kind, tags, default, description.
     Collectors(CollectorsArgs),
+    /// Check this node for what is deprecated in, or removed by, a target
+    /// containerd release. Exit 0: nothing blocks; 1: blockers found;
+    /// 2: the audit could not run.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +156,41 @@ struct CollectorsArgs {
     specs: SpecArgs,
 }
 
+#[derive(Debug, Args)]
+struct AuditArgs {
+    /// containerd's gRPC socket.
+    #[arg(
+        short,
+        long,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    address: PathBuf,
+    /// The release to check against, e.g. 2.0. Default: the first release
+    /// after the running one that removes something.
+    #[arg(long, value_name = "VERSION", value_parser = parse_release)]
+    target: Option<Release>,
+    /// containerd's config file. Default: the one on the daemon's command
+    /// line, else /etc/containerd/config.toml.
+    #[arg(short, long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    format: AuditFormat,
+}
+
+/// How `audit` prints its report.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AuditFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+fn parse_release(text: &str) -> Result<Release, String> {
+    Release::parse(text).ok_or_else(|| format!("{text:?} is not a release such as 2.0 or 1.7"))
+}
+
 impl Cli {
     /// The log level the flags ask for.
     pub fn verbosity(&self) -> tracing::Level {
@@ -174,11 +214,44 @@ pub fn init_logging(level: tracing::Level) {
 }
 
 /// Runs the command the flags name.
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Collect(args) => collect(*args),
-        Command::Collectors(args) => list(args),
+        Command::Collect(args) => collect(*args).map(ExitCode::from),
+        Command::Collectors(args) => list(args).map(ExitCode::from),
+        Command::Audit(args) => audit(args).map(ExitCode::from),
     }
+}
+
+/// Runs the upgrade audit and prints it; returns 0, 1 or 2 (see [`audit`]).
+fn audit(args: AuditArgs) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let containerd = Containerd::new(args.address.clone(), 4);
+    let options = audit::Options {
+        target: args.target,
+        config: args.config.clone(),
+        namespaces: Vec::new(),
+    };
+    let report = runtime.block_on(audit::run(&containerd, &options));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+
+    let text = match args.format {
+        AuditFormat::Table => audit::render::table(&report),
+        AuditFormat::Markdown => audit::render::markdown(&report),
+        AuditFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&report)?;
+            text.push('\n');
+            text
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if let Some(failure) = &report.failure {
+        tracing::error!(%failure, "audit could not run");
+    }
+    Ok(report.exit_code())
 }
 
 fn load_specs(args: &SpecArgs) -> anyhow::Result<Vec<Spec>> {

@@ -5,9 +5,11 @@
 //! them concurrently under deadlines, streaming their entries into the
 //! [`bundle`]; [`analyze`] turns the entries into findings; [`report`] writes
 //! the summary. Sources of data (the containerd API, the host) live in
-//! [`source`].
+//! [`source`]. The upgrade [`audit`] reuses the sources and adds a table of
+//! containerd's deprecations.
 
 pub mod analyze;
+pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod engine;

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let cli = rctr_diag::cli::Cli::parse();
     rctr_diag::cli::init_logging(cli.verbosity());
     match rctr_diag::cli::run(cli) {
-        Ok(code) => code.into(),
+        Ok(code) => code,
         Err(err) => {
             eprintln!("rctr-diag: {err:#}");
             rctr_diag::cli::Exit::NoBundle.into()

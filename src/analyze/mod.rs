@@ -6,6 +6,7 @@
 //! by path, so an operator's spec that moves a file does not blind them. One
 //! file per analyzer.
 
+mod audit;
 mod collectors;
 mod containers;
 mod deprecations;
@@ -125,6 +126,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(shims::analyze(input));
     findings.extend(goroutines::analyze(input));
     findings.extend(profiles::analyze(input));
+    findings.extend(audit::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

@@ -61,7 +61,7 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
 
 /// Why an empty list of warnings says nothing, or `None` when it means
 /// there are none.
-fn unreported_note(version: &DaemonVersion) -> Option<String> {
+pub(crate) fn unreported_note(version: &DaemonVersion) -> Option<String> {
     match version.release() {
         Some(release) if reports_deprecations(release) => None,
         Some(_) => Some(format!(

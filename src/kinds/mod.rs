@@ -5,6 +5,7 @@
 //! deadline (the engine does) and reports a known limit as
 //! [`Outcome::Skipped`] with the reason, not as an error.
 
+mod audit;
 mod containerd_process;
 mod containers;
 mod debug_cpu;
@@ -36,6 +37,7 @@ use crate::spec::Spec;
 pub use containers::ContainerRecord;
 pub use debug_cpu::CpuTop;
 pub use debug_heap::HeapTop;
+pub(crate) use deprecations::unreported_note;
 pub use deprecations::{DeprecationReport, Warning};
 pub use events::EventRecord;
 pub use plugins::{PluginRecord, PluginStatus};
@@ -132,6 +134,7 @@ pub enum Kind {
     DebugPprof,
     DebugVars,
     SignalDump,
+    Audit,
 }
 
 impl Kind {
@@ -155,6 +158,7 @@ impl Kind {
         Kind::DebugPprof,
         Kind::DebugVars,
         Kind::SignalDump,
+        Kind::Audit,
     ];
 
     /// The name used in spec files.
@@ -178,6 +182,7 @@ impl Kind {
             Kind::DebugPprof => "debug-pprof",
             Kind::DebugVars => "debug-vars",
             Kind::SignalDump => "signal-dump",
+            Kind::Audit => "audit",
         }
     }
 
@@ -188,7 +193,10 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims)
+        !matches!(
+            self,
+            Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims | Kind::Audit
+        )
     }
 
     /// Whether the kind reads containerd's debug socket.
@@ -210,6 +218,7 @@ impl Kind {
             Kind::ContainerdSnapshots => snapshots::check_params(params),
             Kind::Shims => shims::check_params(params),
             Kind::DebugPprof => debug_pprof::check(&decode_params(params)?),
+            Kind::Audit => audit::Params::check(params),
             _ => no_params(self, params),
         }
     }
@@ -240,6 +249,7 @@ impl Kind {
             Kind::DebugPprof => debug_pprof::collect(ctx, spec, out).await,
             Kind::DebugVars => debug_vars::collect(ctx, out).await,
             Kind::SignalDump => signal_dump::collect(ctx, out).await,
+            Kind::Audit => audit::collect(ctx, spec, out).await,
         }
     }
 }
@@ -290,7 +300,7 @@ fn json_bytes<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>, Col
 }
 
 /// Formats a protobuf timestamp as RFC 3339 UTC.
-fn rfc3339(ts: &prost_types::Timestamp) -> String {
+pub(crate) fn rfc3339(ts: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| format!("{}s", ts.seconds))

@@ -12,8 +12,14 @@ macro_rules! builtin {
 }
 
 /// Every built-in spec file: its path in the source tree and its text.
-pub const BUILTIN: &[(&str, &str)] =
-    builtin!["containerd", "host", "workload", "shims", "profiles"];
+pub const BUILTIN: &[(&str, &str)] = builtin![
+    "containerd",
+    "host",
+    "workload",
+    "shims",
+    "profiles",
+    "audit"
+];
 
 #[cfg(test)]
 mod tests {
