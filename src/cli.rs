@@ -116,6 +116,9 @@ struct CollectArgs {
     /// of the bare bundle path.
     #[arg(long)]
     json: bool,
+    /// How far back journals and logs reach, e.g. 1h or 30m.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    since: Duration,
     #[command(flatten)]
     specs: SpecArgs,
 }
@@ -294,6 +297,7 @@ async fn collect_into(
         containerd: Containerd::new(args.address.clone(), args.max_calls),
         debug_address: args.debug_address.clone(),
         namespaces: args.namespaces.clone(),
+        since: args.since,
     });
 
     // Leave a moment of the overall deadline for the report and the archive.

@@ -128,6 +128,10 @@ async fn attempt(
             record.status = Status::Skipped;
             record.reason = Some(reason);
         }
+        Ok(Ok(Outcome::TimedOut(error))) => {
+            record.status = Status::TimedOut;
+            record.error = Some(error);
+        }
         Ok(Err(err)) => {
             record.status = Status::Failed;
             record.error = Some(error_chain(&err));
@@ -174,6 +178,8 @@ fn record(spec: &Spec, started: Instant, output: &Output) -> CollectorRecord {
         reason: None,
         error: None,
         files: output.written(),
+        redactions: output.notes().redactions,
+        cuts: output.notes().cuts,
     }
 }
 

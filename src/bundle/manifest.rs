@@ -97,6 +97,28 @@ pub struct CollectorRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub files: Vec<String>,
+    /// How many credential values were taken out of its output.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redactions: u64,
+    /// Its files that were cut to a cap or dropped to fit the size budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<Cut>,
+}
+
+/// A file that was cut short or left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// The bundle path, or the source path for a file left out.
+    pub path: String,
+    pub original_bytes: u64,
+    /// What stayed in the bundle; 0 when the file was dropped.
+    pub kept_bytes: u64,
+    /// Why, e.g. "kept the newest 1 MiB (max_bytes)".
+    pub reason: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One file of the bundle.

@@ -2,6 +2,8 @@
 //! in-memory view analyzers read, and the manifest format.
 
 pub mod manifest;
+pub mod reader;
+pub mod redact;
 mod sink;
 mod writer;
 
@@ -9,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-pub use sink::{Output, Sink, SinkError, spawn_writer};
+pub use sink::{Notes, Output, Sink, SinkError, spawn_writer};
 pub use writer::{BundleError, BundleWriter, Target, resolve_target, sha256_hex};
 
 /// Bundle files by their path inside the bundle, as analyzers see them.

@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::manifest::Cut;
 use super::{BundleError, BundleWriter};
 
 enum Msg {
@@ -128,6 +129,7 @@ impl Sink {
             collector: collector.to_string(),
             base: base.to_string(),
             written: Arc::default(),
+            notes: Arc::default(),
         }
     }
 }
@@ -139,6 +141,14 @@ pub struct Output {
     collector: String,
     base: String,
     written: Arc<Mutex<Vec<String>>>,
+    notes: Arc<Mutex<Notes>>,
+}
+
+/// What a collector reports about its output besides the files.
+#[derive(Debug, Clone, Default)]
+pub struct Notes {
+    pub redactions: u64,
+    pub cuts: Vec<Cut>,
 }
 
 impl Output {
@@ -176,9 +186,29 @@ impl Output {
         self.write(path, data).await
     }
 
+    /// The bundle path of the output: a file, or a folder ending in `/`.
+    pub fn base(&self) -> String {
+        self.base.clone()
+    }
+
     /// The bundle paths this collector has written so far.
     pub fn written(&self) -> Vec<String> {
         self.written.lock().expect("written files lock").clone()
+    }
+
+    /// Records that `count` credential values were redacted.
+    pub fn note_redactions(&self, count: u64) {
+        self.notes.lock().expect("notes lock").redactions += count;
+    }
+
+    /// Records a file cut to a cap or left out.
+    pub fn note_cut(&self, cut: Cut) {
+        self.notes.lock().expect("notes lock").cuts.push(cut);
+    }
+
+    /// What the collector noted so far.
+    pub fn notes(&self) -> Notes {
+        self.notes.lock().expect("notes lock").clone()
     }
 
     async fn write(&self, path: String, data: Vec<u8>) -> Result<(), SinkError> {

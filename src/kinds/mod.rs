@@ -13,7 +13,14 @@ mod plugins;
 mod server;
 mod version;
 
+mod containerd_config;
+mod exec;
+mod files;
+mod journal;
+mod limit;
+
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::bundle::{Output, SinkError};
 use crate::source::{Containerd, ContainerdError};
@@ -28,6 +35,8 @@ pub struct Context {
     pub debug_address: PathBuf,
     /// Namespaces to look into; empty means all.
     pub namespaces: Vec<String>,
+    /// How far back journals and logs reach (`--since`).
+    pub since: Duration,
 }
 
 /// How a collector that did not fail ended.
@@ -37,6 +46,8 @@ pub enum Outcome {
     /// Nothing (or not everything) could be collected, for a known reason
     /// the operator may act on.
     Skipped(String),
+    /// The collector's own deadline cut it short; what it had is written.
+    TimedOut(String),
 }
 
 /// Why a collector failed.
@@ -64,6 +75,11 @@ pub enum Kind {
     ContainerdDeprecations,
     HostInfo,
     ContainerdProcess,
+    File,
+    Glob,
+    Exec,
+    Journal,
+    ContainerdConfig,
 }
 
 impl Kind {
@@ -76,6 +92,11 @@ impl Kind {
         Kind::ContainerdDeprecations,
         Kind::HostInfo,
         Kind::ContainerdProcess,
+        Kind::File,
+        Kind::Glob,
+        Kind::Exec,
+        Kind::Journal,
+        Kind::ContainerdConfig,
     ];
 
     /// The name used in spec files.
@@ -88,6 +109,11 @@ impl Kind {
             Kind::ContainerdDeprecations => "containerd-deprecations",
             Kind::HostInfo => "host-info",
             Kind::ContainerdProcess => "containerd-process",
+            Kind::File => "file",
+            Kind::Glob => "glob",
+            Kind::Exec => "exec",
+            Kind::Journal => "journal",
+            Kind::ContainerdConfig => "containerd-config",
         }
     }
 
@@ -98,14 +124,28 @@ impl Kind {
 
     /// Whether the kind needs the daemon to answer.
     pub fn needs_daemon(self) -> bool {
-        !matches!(self, Kind::HostInfo | Kind::ContainerdProcess)
+        !matches!(
+            self,
+            Kind::HostInfo
+                | Kind::ContainerdProcess
+                | Kind::File
+                | Kind::Glob
+                | Kind::Exec
+                | Kind::Journal
+                | Kind::ContainerdConfig
+        )
     }
 
     /// Checks a spec's `params` table for this kind; the error names the
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
-        // Kinds with parameters decode them here with `decode_params`.
-        no_params(self, params)
+        match self {
+            Kind::File => files::check_file(&decode_params(params)?),
+            Kind::Glob => files::check_glob(&decode_params(params)?),
+            Kind::Exec => exec::check(&decode_params(params)?),
+            Kind::Journal => journal::check(&decode_params(params)?),
+            _ => no_params(self, params),
+        }
     }
 
     /// Runs the kind for `spec`.
@@ -115,7 +155,6 @@ impl Kind {
         spec: &Spec,
         out: &Output,
     ) -> Result<Outcome, CollectError> {
-        let _ = spec;
         match self {
             Kind::ContainerdVersion => version::collect(ctx, out).await,
             Kind::ContainerdServer => server::collect(ctx, out).await,
@@ -124,6 +163,11 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
+            Kind::File => files::collect_file(spec, out).await,
+            Kind::Glob => files::collect_glob(spec, out).await,
+            Kind::Exec => exec::collect(ctx, spec, out).await,
+            Kind::Journal => journal::collect(ctx, spec, out).await,
+            Kind::ContainerdConfig => containerd_config::collect(ctx, out).await,
         }
     }
 }
@@ -136,7 +180,6 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
 }
 
 /// Decodes a spec's `params` table into a kind's typed parameters.
-#[allow(dead_code)]
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())
 }

@@ -226,6 +226,8 @@ mod tests {
             reason: None,
             error: error.map(String::from),
             files: vec![],
+            redactions: 0,
+            cuts: vec![],
         }
     }
 

@@ -11,6 +11,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "collectors/host.toml",
         include_str!("../../collectors/host.toml"),
     ),
+    (
+        "collectors/config.toml",
+        include_str!("../../collectors/config.toml"),
+    ),
+    (
+        "collectors/logs.toml",
+        include_str!("../../collectors/logs.toml"),
+    ),
 ];
 
 #[cfg(test)]
