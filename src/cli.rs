@@ -65,6 +65,27 @@ enum Command {
     Collect(CollectArgs),
     /// List every known collector: name, kind, tags, default, description.
     Collectors(CollectorsArgs),
+    /// Re-run the analyzers on an existing bundle, offline, and print the
+    /// summary.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The bundle (.tar.gz) to read.
+    bundle: PathBuf,
+    /// Output format: md (Markdown, pasteable into a GitHub issue) or json.
+    #[arg(long, value_enum, default_value = "md")]
+    format: InspectFormat,
+    /// Same as --format md.
+    #[arg(long, conflicts_with = "format")]
+    markdown: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InspectFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +180,26 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Collect(args) => collect(args),
         Command::Collectors(args) => list(args),
+        Command::Inspect(args) => inspect(args),
     }
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
+    let summary = crate::inspect::inspect(&args.bundle)?;
+    let mut out = std::io::stdout().lock();
+    if args.format == InspectFormat::Json && !args.markdown {
+        let report = CollectReport {
+            bundle: &args.bundle,
+            complete: summary.complete,
+            counts: &summary.counts,
+            findings: &summary.findings,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", summary.markdown())?;
+    }
+    Ok(Exit::Clean)
 }
 
 fn load_specs(args: &SpecArgs) -> anyhow::Result<Vec<Spec>> {

@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod bundle;
 pub mod cli;
 pub mod engine;
+pub mod inspect;
 pub mod kinds;
 pub mod proto;
 pub mod report;

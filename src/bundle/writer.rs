@@ -18,7 +18,7 @@ use super::Entries;
 use super::manifest::FileRecord;
 
 /// Entries up to this size with a text extension are kept for analysis.
-const KEEP_LIMIT: usize = 8 * 1024 * 1024;
+pub(super) const KEEP_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Where the bundle will be written.
 #[derive(Debug, Clone)]
@@ -227,7 +227,7 @@ fn write_err(target: &Target, source: std::io::Error) -> BundleError {
     }
 }
 
-fn is_text_path(path: &str) -> bool {
+pub(super) fn is_text_path(path: &str) -> bool {
     [".json", ".jsonl", ".md", ".txt", ".log", ".toml"]
         .iter()
         .any(|ext| path.ends_with(ext))
