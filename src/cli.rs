@@ -137,6 +137,13 @@ struct CollectArgs {
     /// of the bare bundle path.
     #[arg(long)]
     json: bool,
+    /// Largest bundle to write (compressed), e.g. 100MiB or 2G; when the
+    /// output would be larger, the lowest-priority files are dropped.
+    #[arg(long, default_value = "100MiB", value_name = "SIZE", value_parser = crate::bundle::budget::parse_size)]
+    max_size: u64,
+    /// Start even when the output folder has less free space than --max-size.
+    #[arg(long)]
+    force: bool,
     /// How far back journals and logs reach, e.g. 1h or 30m.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     since: Duration,
@@ -217,6 +224,7 @@ fn list(args: CollectorsArgs) -> anyhow::Result<Exit> {
         output: &'a str,
         description: &'a str,
         origin: &'a str,
+        priority: u8,
     }
     let specs = load_specs(&args.specs)?;
     let lines: Vec<Line> = specs
@@ -230,6 +238,7 @@ fn list(args: CollectorsArgs) -> anyhow::Result<Exit> {
             output: &spec.output,
             description: &spec.description,
             origin: &spec.origin,
+            priority: spec.priority,
         })
         .collect();
 
@@ -291,7 +300,13 @@ fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
         started_at.format("%Y%m%dT%H%M%SZ")
     );
     let target = resolve_target(args.output.as_deref(), &file_name)?;
-    let writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+    check_free_space(&target.dir, args.max_size, args.force)?;
+    let mut writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+    let priorities = chosen
+        .iter()
+        .map(|s| (s.name.clone(), s.priority))
+        .collect();
+    writer.set_budget(args.max_size, priorities)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -349,6 +364,13 @@ async fn collect_into(
     if let Some(err) = failure {
         return Err(err.into());
     }
+    let mut records = result.records;
+    for (collector, cut) in writer.dropped() {
+        if let Some(record) = records.iter_mut().find(|r| &r.name == collector) {
+            record.files.retain(|path| path != &cut.path);
+            record.cuts.push(cut.clone());
+        }
+    }
 
     let finished_at = chrono::Utc::now();
     let version = ctx.containerd.known_version();
@@ -375,7 +397,7 @@ async fn collect_into(
         duration_ms: clock.elapsed().as_millis() as u64,
         complete: result.interrupted.is_none(),
         incomplete_reason: result.interrupted,
-        collectors: result.records,
+        collectors: records,
         files: Vec::new(),
     };
 
@@ -391,6 +413,23 @@ async fn collect_into(
     writer.add("report", "manifest.json", &json_bytes(&manifest)?)?;
     let path = writer.finish()?;
     Ok((path, manifest, summary))
+}
+
+/// Refuses to start when `dir` has less free space than `budget`.
+fn check_free_space(dir: &Path, budget: u64, force: bool) -> anyhow::Result<()> {
+    use crate::bundle::budget::{format_size, free_space};
+    let free = free_space(dir)
+        .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
+    if free < budget && !force {
+        anyhow::bail!(
+            "only {} free in {}, less than the bundle's budget of {} (--max-size): free some \
+             space, choose another --output, lower --max-size, or pass --force",
+            format_size(free),
+            dir.display(),
+            format_size(budget)
+        );
+    }
+    Ok(())
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM.

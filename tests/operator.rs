@@ -492,3 +492,115 @@ argv = ["seq", "1", "200000"]
         "{report}"
     );
 }
+
+#[test]
+fn over_the_size_budget_the_lowest_priority_output_is_dropped() {
+    // Random bytes do not compress: each stream is about 1.5 MiB in the archive.
+    let specs = spec_dir(
+        r#"
+[[collector]]
+name = "op.keep"
+kind = "exec"
+description = "high-priority output"
+output = "op/keep/"
+timeout = "10s"
+tags = ["op"]
+priority = 90
+[collector.params]
+argv = ["head", "-c", "1500000", "/dev/urandom"]
+max_bytes = 2000000
+redact = false
+
+[[collector]]
+name = "op.drop"
+kind = "exec"
+description = "low-priority output"
+output = "op/drop/"
+timeout = "10s"
+tags = ["op"]
+priority = 10
+[collector.params]
+argv = ["head", "-c", "1500000", "/dev/urandom"]
+max_bytes = 2000000
+redact = false
+"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = collect(
+        &[
+            "-a",
+            "/nonexistent/containerd.sock",
+            "--collectors",
+            specs.path().to_str().unwrap(),
+            "--only",
+            "op",
+            "--max-size",
+            "2MiB",
+            "-o",
+            out.path().to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let path = bundle_path(&run);
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size <= 2 << 20, "bundle is {size} bytes");
+    let bundle = Bundle::open(&path);
+    assert_manifest_lists_every_file(&bundle);
+
+    assert_eq!(bundle.files["op/keep/stdout.txt"].len(), 1_500_000);
+    assert!(!bundle.files.contains_key("op/drop/stdout.txt"));
+    let record = bundle.collector("op.drop");
+    let cut = record["cuts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cut| cut["path"] == "op/drop/stdout.txt")
+        .unwrap_or_else(|| panic!("the drop is recorded: {record}"));
+    assert_eq!(cut["kept_bytes"], 0);
+    assert!(
+        cut["reason"].as_str().unwrap().contains("--max-size 2 MiB"),
+        "{cut}"
+    );
+    let files: Vec<&Value> = record["files"].as_array().unwrap().iter().collect();
+    assert!(
+        !files.contains(&&Value::from("op/drop/stdout.txt")),
+        "{record}"
+    );
+    let md = bundle.text("summary.md");
+    assert!(md.contains("op/drop/stdout.txt"), "{md}");
+}
+
+#[test]
+fn too_little_free_space_refuses_to_start_unless_forced() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "-a",
+        "/nonexistent/containerd.sock",
+        "--only",
+        "host.info",
+        "--max-size",
+        "900T",
+        "-o",
+        out.path().to_str().unwrap(),
+    ];
+    let run = collect(&args, Duration::from_secs(60));
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(
+        err.contains("less than the bundle's budget of 900 TiB"),
+        "{err}"
+    );
+    assert!(err.contains(out.path().to_str().unwrap()), "{err}");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let run = collect(&forced, Duration::from_secs(60));
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    bundle_path(&run);
+}

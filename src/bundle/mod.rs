@@ -1,6 +1,7 @@
 //! The bundle: the archive writer, the sink collectors write through, the
 //! in-memory view analyzers read, and the manifest format.
 
+pub mod budget;
 pub mod manifest;
 pub mod reader;
 pub mod redact;

@@ -68,12 +68,19 @@ pub fn spawn_writer(mut writer: BundleWriter) -> (Sink, WriterThread) {
                     path,
                     data,
                 } if failure.is_none() => {
-                    if let Err(err) = writer.add(&collector, &path, &data) {
+                    if let Err(err) = writer.stage(&collector, &path, &data) {
                         failure = Some(err);
                     }
                 }
                 Msg::Entry { .. } => {}
-                Msg::Close => break,
+                Msg::Close => {
+                    if failure.is_none()
+                        && let Err(err) = writer.commit_staged()
+                    {
+                        failure = Some(err);
+                    }
+                    break;
+                }
             }
         }
         (writer, failure)
