@@ -175,7 +175,7 @@ impl Cli {
 /// Starts logging to stderr at `level`.
 pub fn init_logging(level: tracing::Level) {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::log_writer)
         .with_max_level(level)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -184,8 +184,9 @@ pub fn init_logging(level: tracing::Level) {
 
 /// Runs the command the flags name.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Collect(args) => collect(args),
+        Command::Collect(args) => collect(args, quiet),
         Command::Collectors(args) => list(args),
         Command::Inspect(args) => inspect(args),
     }
@@ -280,7 +281,7 @@ struct CollectReport<'a> {
     findings: &'a [Finding],
 }
 
-fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
+fn collect(args: CollectArgs, quiet: bool) -> anyhow::Result<Exit> {
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
 
@@ -313,10 +314,24 @@ fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(collect_into(&args, chosen, writer, started_at, clock));
+    // The live display only on a terminal; a pipe gets log lines at most.
+    let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (events, display) = match tty.then(|| crate::progress::start(chosen.len())) {
+        Some((events, display)) => (Some(events), Some(display)),
+        None => (None, None),
+    };
+    let result = runtime.block_on(collect_into(
+        &args, chosen, writer, started_at, clock, events,
+    ));
     // A blocking read stuck in the kernel must not hold the process.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    if let Some(display) = display {
+        display.finish();
+    }
     let (path, manifest, summary) = result?;
+    if tty {
+        tell_outcome(&path, &summary);
+    }
 
     let exit = if !manifest.complete || manifest.collectors.iter().any(|c| c.status.is_failure()) {
         Exit::Partial
@@ -345,6 +360,7 @@ async fn collect_into(
     writer: BundleWriter,
     started_at: chrono::DateTime<chrono::Utc>,
     clock: Instant,
+    events: Option<engine::Events>,
 ) -> anyhow::Result<(PathBuf, Manifest, Summary)> {
     let stop = interrupt_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let (sink, thread) = spawn_writer(writer);
@@ -358,7 +374,7 @@ async fn collect_into(
     // Leave a moment of the overall deadline for the report and the archive.
     let reserve = (args.timeout / 10).min(Duration::from_secs(1));
     let deadline = clock + args.timeout.saturating_sub(reserve);
-    let result = engine::run(chosen, ctx.clone(), &sink, deadline, stop).await;
+    let result = engine::run_with_events(chosen, ctx.clone(), &sink, deadline, stop, events).await;
     drop(sink);
     let (mut writer, failure) = thread.close().await;
     if let Some(err) = failure {
@@ -413,6 +429,29 @@ async fn collect_into(
     writer.add("report", "manifest.json", &json_bytes(&manifest)?)?;
     let path = writer.finish()?;
     Ok((path, manifest, summary))
+}
+
+/// Tells the operator on the terminal where the bundle is, its size and the
+/// top findings; stdout keeps only the path or the JSON.
+fn tell_outcome(path: &Path, summary: &Summary) {
+    let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "bundle: {} ({})",
+        path.display(),
+        crate::bundle::budget::format_size(size)
+    );
+    for finding in summary.findings.iter().take(5) {
+        let _ = writeln!(err, "  {}: {}", finding.severity.word(), finding.title);
+    }
+    if summary.findings.len() > 5 {
+        let _ = writeln!(
+            err,
+            "  ... {} more in summary.md",
+            summary.findings.len() - 5
+        );
+    }
 }
 
 /// Refuses to start when `dir` has less free space than `budget`.

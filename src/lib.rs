@@ -13,6 +13,7 @@ pub mod cli;
 pub mod engine;
 pub mod inspect;
 pub mod kinds;
+pub mod progress;
 pub mod proto;
 pub mod report;
 pub mod source;

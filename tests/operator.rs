@@ -604,3 +604,129 @@ fn too_little_free_space_refuses_to_start_unless_forced() {
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     bundle_path(&run);
 }
+
+/// A private tmux server, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: common::unique_id("rctr-tmux"),
+        };
+        let status = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "40",
+            ])
+            .arg(command)
+            .status()
+            .expect("tmux runs");
+        assert!(status.success());
+        tmux
+    }
+
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .expect("tmux capture-pane runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `found` holds, for at most a minute.
+    fn wait_for(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        for _ in 0..600 {
+            let screen = self.screen();
+            if found(&screen) {
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("never saw {what}; screen:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+const SLOW_SPEC: &str = r#"
+[[collector]]
+name = "op.slow"
+kind = "exec"
+description = "a command that takes a few seconds"
+output = "op/slow.json"
+timeout = "30s"
+tags = ["op"]
+[collector.params]
+argv = ["sleep", "3"]
+"#;
+
+#[test]
+fn progress_is_shown_on_a_terminal() {
+    let specs = spec_dir(SLOW_SPEC);
+    let out = tempfile::tempdir().unwrap();
+    let done = out.path().join("done");
+    let command = format!(
+        "{} collect -a /nonexistent/containerd.sock --system-collectors /nonexistent \
+         --collectors {} --only op,host -o {}; touch {}; sleep 600",
+        env!("CARGO_BIN_EXE_rctr-diag"),
+        specs.path().display(),
+        out.path().display(),
+        done.display()
+    );
+    let tmux = Tmux::start(&command);
+
+    // While the slow collector runs, the live line names it with its time.
+    let live = tmux.wait_for("the live line", |s| s.contains("running: op.slow"));
+    let line = live
+        .lines()
+        .find(|l| l.contains("running: op.slow"))
+        .unwrap();
+    assert!(
+        line.contains(" ok, ") && line.contains(" failed; 1 running"),
+        "{line}"
+    );
+    assert!(line.contains('/'), "done/total shown: {line}");
+
+    // At the end: the line is gone; the bundle, its size and findings stay.
+    let end = tmux.wait_for("the end", |_| done.exists());
+    assert!(!end.contains("running:"), "{end}");
+    let bundle = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("a bundle");
+    let told = format!("bundle: {} (", bundle.display());
+    assert!(end.contains(&told), "{end}");
+    assert!(end.contains("KiB)"), "{end}");
+}
+
+#[test]
+fn no_progress_on_a_pipe() {
+    let specs = spec_dir(SLOW_SPEC);
+    let out = tempfile::tempdir().unwrap();
+    let (run, _, path) = collect_only(specs.path(), "op", out.path());
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(!err.contains("running"), "{err}");
+    assert!(!err.contains("bundle:"), "{err}");
+    assert!(!err.contains('\x1b'), "no terminal control: {err:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        path.to_str().unwrap(),
+        "stdout holds only the path"
+    );
+}
