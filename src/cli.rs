@@ -301,8 +301,11 @@ fn collect(args: CollectArgs, quiet: bool) -> anyhow::Result<Exit> {
         started_at.format("%Y%m%dT%H%M%SZ")
     );
     let target = resolve_target(args.output.as_deref(), &file_name)?;
-    check_free_space(&target.dir, args.max_size, args.force)?;
+    let dir = target.dir.clone();
     let mut writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+    // After the create, so an unwritable folder is named as such; a refusal
+    // drops the writer, which removes its temporary file.
+    check_free_space(&dir, args.max_size, args.force)?;
     let priorities = chosen
         .iter()
         .map(|s| (s.name.clone(), s.priority))
