@@ -730,3 +730,50 @@ fn no_progress_on_a_pipe() {
         "stdout holds only the path"
     );
 }
+
+/// The message part of `dmesg` lines, without timestamps.
+fn kernel_messages(text: &str) -> Vec<String> {
+    // `[    1.234567] message` (dmesg, /dev/kmsg) or `2026-...+00:00 message` (iso).
+    text.lines()
+        .filter_map(|line| match line.starts_with('[') {
+            true => line.split_once("] ").map(|(_, m)| m.trim().to_string()),
+            false => line.split_once(' ').map(|(_, m)| m.trim().to_string()),
+        })
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+#[test]
+fn kernel_log_equals_dmesg_and_falls_back_to_kmsg() {
+    let dmesg = std::process::Command::new("dmesg").output().unwrap();
+    let known = kernel_messages(&String::from_utf8_lossy(&dmesg.stdout));
+    // Its first message is the oldest still in the ring buffer.
+    let first = known
+        .first()
+        .expect("the kernel has logged something")
+        .clone();
+
+    for path_env in [None, Some("/nonexistent")] {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = rctr_diag();
+        cmd.args(["collect", "-a", "/nonexistent/containerd.sock", "--only"])
+            .args(["logs.kernel", "--system-collectors", "/nonexistent", "-o"])
+            .arg(out.path());
+        if let Some(path) = path_env {
+            // No dmesg in PATH: /dev/kmsg is read instead.
+            cmd.env("PATH", path);
+        }
+        let run = output_within(cmd, Duration::from_secs(60)).unwrap();
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+        let bundle = Bundle::open(&bundle_path(&run));
+        let record = bundle.collector("logs.kernel");
+        assert_eq!(record["status"], "ok", "{record}");
+        let log = bundle.text("logs/kernel.log");
+        let got = kernel_messages(&log);
+        assert!(
+            got.iter()
+                .any(|m| m.ends_with(&first) || first.ends_with(m.as_str())),
+            "{path_env:?}: the oldest message {first:?} is in the bundle:\n{log}"
+        );
+    }
+}

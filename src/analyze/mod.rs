@@ -8,6 +8,7 @@
 
 mod collectors;
 mod deprecations;
+mod kernel;
 mod plugins;
 
 use serde::de::DeserializeOwned;
@@ -79,6 +80,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(collectors::analyze(input));
     findings.extend(plugins::analyze(input));
     findings.extend(deprecations::analyze(input));
+    findings.extend(kernel::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

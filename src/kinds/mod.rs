@@ -17,6 +17,7 @@ mod containerd_config;
 mod exec;
 mod files;
 mod journal;
+mod kernel_log;
 mod limit;
 
 use std::path::PathBuf;
@@ -80,6 +81,7 @@ pub enum Kind {
     Exec,
     Journal,
     ContainerdConfig,
+    KernelLog,
 }
 
 impl Kind {
@@ -97,6 +99,7 @@ impl Kind {
         Kind::Exec,
         Kind::Journal,
         Kind::ContainerdConfig,
+        Kind::KernelLog,
     ];
 
     /// The name used in spec files.
@@ -114,6 +117,7 @@ impl Kind {
             Kind::Exec => "exec",
             Kind::Journal => "journal",
             Kind::ContainerdConfig => "containerd-config",
+            Kind::KernelLog => "kernel-log",
         }
     }
 
@@ -133,6 +137,7 @@ impl Kind {
                 | Kind::Exec
                 | Kind::Journal
                 | Kind::ContainerdConfig
+                | Kind::KernelLog
         )
     }
 
@@ -144,6 +149,7 @@ impl Kind {
             Kind::Glob => files::check_glob(&decode_params(params)?),
             Kind::Exec => exec::check(&decode_params(params)?),
             Kind::Journal => journal::check(&decode_params(params)?),
+            Kind::KernelLog => decode_params::<kernel_log::KernelLogParams>(params).map(|_| ()),
             _ => no_params(self, params),
         }
     }
@@ -168,6 +174,7 @@ impl Kind {
             Kind::Exec => exec::collect(ctx, spec, out).await,
             Kind::Journal => journal::collect(ctx, spec, out).await,
             Kind::ContainerdConfig => containerd_config::collect(ctx, out).await,
+            Kind::KernelLog => kernel_log::collect(spec, out).await,
         }
     }
 }
