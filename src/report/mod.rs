@@ -335,4 +335,38 @@ mod tests {
             "{md}"
         );
     }
+
+    #[test]
+    fn long_evidence_and_cuts_fold_into_details() {
+        let mut record = record("logs.x", Status::Ok, None);
+        record.redactions = 2;
+        record.cuts.push(Cut {
+            path: "logs/x.log".into(),
+            original_bytes: 5000,
+            kept_bytes: 1000,
+            reason: "kept the newest 1000 bytes".into(),
+        });
+        let finding = Finding {
+            severity: Severity::Warning,
+            analyzer: "kernel".into(),
+            title: "2 task(s) hung".into(),
+            evidence: "line one\nline two".into(),
+            file: Some("logs/kernel.log".into()),
+            action: "look".into(),
+        };
+        let md = Summary::new(&manifest(vec![record]), vec![finding]).markdown();
+        assert!(
+            md.contains("  - <details><summary>seen</summary>\n\n    ```text\n    line one\n    line two\n    ```\n\n    </details>"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| logs.x | ok | 3 ms | 2 value(s) redacted |"),
+            "{md}"
+        );
+        assert!(md.contains("<details><summary>1 file(s)</summary>"), "{md}");
+        assert!(
+            md.contains("| logs.x | `logs/x.log` | 5000 | 1000 | kept the newest 1000 bytes |"),
+            "{md}"
+        );
+    }
 }
