@@ -45,7 +45,7 @@ pub fn redact(text: &str) -> (String, u64) {
     let pass = KEY_VALUE.replace_all(text, |caps: &Captures| {
         let value = &caps[4];
         let inner = value.trim_matches(|c| c == '"' || c == '\'' || c == '\\');
-        if inner.is_empty() || inner == MARK {
+        if inner.is_empty() || inner == MARK || is_placeholder(value) {
             return caps[0].to_string();
         }
         count += 1;
@@ -74,6 +74,14 @@ pub fn redact(text: &str) -> (String, u64) {
         out = format!("-----{MARK} PRIVATE KEY-----{}", &out[end.end()..]);
     }
     (out, count)
+}
+
+/// Tells whether a bare value holds nothing secret: an empty Go map or
+/// pointer in a `%+v` dump, a null, a boolean.
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["map", "nil", "<nil>", "null", "none", "true", "false", "{}"].contains(&lower.as_str())
+        || lower.starts_with("0x")
 }
 
 /// Redacts `data` when it is UTF-8 text; binary data is returned as it is.
@@ -128,6 +136,8 @@ mod tests {
             n >= 2 && !out.contains("s3cr3t") && !out.contains("t0k"),
             "{out}"
         );
+        let dump = "Configs:map[r:{Auth:0xc0001 TLS:<nil>}] Auths:map[] Headers:map[]";
+        assert_eq!(redact(dump), (dump.to_string(), 0));
 
         let (out, n) = redact(r#"config="{\"password\":\"s3cr3t\",\"x\":1}""#);
         assert_eq!(n, 1, "{out}");
