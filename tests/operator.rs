@@ -472,6 +472,24 @@ argv = ["seq", "1", "200000"]
     assert_eq!(run.status.code(), Some(2));
     assert!(stderr(&run).contains("newer"), "{}", stderr(&run));
 
+    // A bundle of the first format version, from before per-collector
+    // redactions and cuts were recorded, still reads.
+    let older = work.path().join("older.tar.gz");
+    repack(&path, &older, |name, data| {
+        if name != "manifest.json" {
+            return data;
+        }
+        let mut manifest: Value = serde_json::from_slice(&data).unwrap();
+        for record in manifest["collectors"].as_array_mut().unwrap() {
+            let record = record.as_object_mut().unwrap();
+            record.remove("redactions");
+            record.remove("cuts");
+        }
+        serde_json::to_vec(&manifest).unwrap()
+    });
+    let run = inspect(&[older.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+
     // A file changed after collection: the rest is read, the file is named.
     let changed = work.path().join("changed.tar.gz");
     repack(&path, &changed, |name, data| {
