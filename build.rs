@@ -17,6 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if files.is_empty() {
         return Ok(());
     }
-    prost_build::Config::new().compile_protos(&files, &["proto"])?;
+    prost_build::Config::new()
+        // Metrics go into the bundle as JSON.
+        .type_attribute(".io.containerd.cgroups", "#[derive(serde::Serialize)]")
+        .type_attribute(".containerd.runc", "#[derive(serde::Serialize)]")
+        .compile_protos(&files, &["proto"])?;
     Ok(())
 }

@@ -62,7 +62,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Collect a support bundle (.tar.gz) from this node.
-    Collect(CollectArgs),
+    Collect(Box<CollectArgs>),
     /// List every known collector: name, kind, tags, default, description.
     Collectors(CollectorsArgs),
     /// Re-run the analyzers on an existing bundle, offline, and print the
@@ -130,6 +130,12 @@ struct CollectArgs {
     /// Do not run these collectors (names or tags).
     #[arg(long, value_delimiter = ',', value_name = "NAME|TAG")]
     skip: Vec<String>,
+    /// Listen for containerd events this long (0 turns it off).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    events_for: Duration,
+    /// Keep secrets (environment values, credentials) in the bundle.
+    #[arg(long)]
+    no_redact: bool,
     /// At most this many calls in flight to containerd at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     max_calls: usize,
@@ -149,6 +155,10 @@ struct CollectArgs {
     since: Duration,
     #[command(flatten)]
     specs: SpecArgs,
+    /// containerd's state dir (its `state` setting). Default: read from the
+    /// running daemon's flags and config, else /run/containerd.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +196,7 @@ pub fn init_logging(level: tracing::Level) {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Collect(args) => collect(args, quiet),
+        Command::Collect(args) => collect(*args, quiet),
         Command::Collectors(args) => list(args),
         Command::Inspect(args) => inspect(args),
     }
@@ -367,16 +377,20 @@ async fn collect_into(
 ) -> anyhow::Result<(PathBuf, Manifest, Summary)> {
     let stop = interrupt_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let (sink, thread) = spawn_writer(writer);
-    let ctx = Arc::new(Context {
-        containerd: Containerd::new(args.address.clone(), args.max_calls),
-        debug_address: args.debug_address.clone(),
-        namespaces: args.namespaces.clone(),
-        since: args.since,
-    });
 
     // Leave a moment of the overall deadline for the report and the archive.
     let reserve = (args.timeout / 10).min(Duration::from_secs(1));
     let deadline = clock + args.timeout.saturating_sub(reserve);
+    let ctx = Arc::new(Context {
+        containerd: Containerd::new(args.address.clone(), args.max_calls),
+        debug_address: args.debug_address.clone(),
+        namespaces: args.namespaces.clone(),
+        state_dir: args.state_dir.clone(),
+        redact: !args.no_redact,
+        events_for: args.events_for,
+        deadline,
+        since: args.since,
+    });
     let result = engine::run_with_events(chosen, ctx.clone(), &sink, deadline, stop, events).await;
     drop(sink);
     let (mut writer, failure) = thread.close().await;

@@ -217,8 +217,8 @@ fn record(spec: &Spec, started: Instant, output: &Output) -> CollectorRecord {
         reason: None,
         error: None,
         files: output.written(),
-        redactions: output.notes().redactions,
-        cuts: output.notes().cuts,
+        redactions: output.redactions(),
+        cuts: output.cuts(),
     }
 }
 

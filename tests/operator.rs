@@ -181,7 +181,7 @@ fallback = ["{}"]
     assert_eq!(source["config"], daemon.config_path.to_str().unwrap());
     assert_eq!(source["pid"], daemon.pid);
     let config = bundle.text("config/containerd/config.toml");
-    assert!(config.contains("password = \"[REDACTED]\""), "{config}");
+    assert!(config.contains("password = \"<redacted>\""), "{config}");
     assert!(config.contains("mirror.rctr-test.invalid"), "{config}");
     assert!(config.contains("username = \"rctr\""), "{config}");
     let md = bundle.text("summary.md");
@@ -306,7 +306,7 @@ patterns = ["{dir}/*"]
     let rel = dir.display().to_string();
     let rel = rel.trim_start_matches('/');
     let conf = bundle.text(&format!("op/glob/{rel}/app.conf"));
-    assert_eq!(conf, "level = debug\ntoken = \"[REDACTED]\"\n");
+    assert_eq!(conf, "level = debug\ntoken = \"<redacted>\"\n");
     assert!(
         bundle
             .files

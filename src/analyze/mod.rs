@@ -7,9 +7,14 @@
 //! file per analyzer.
 
 mod collectors;
+mod containers;
 mod deprecations;
+mod disk;
+mod events;
 mod kernel;
 mod plugins;
+mod shims;
+mod tasks;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -63,14 +68,35 @@ impl Input<'_> {
     /// its path. Absent or undecodable files give `None`: an analyzer has
     /// nothing to say about data that is not there.
     fn json_of_kind<T: DeserializeOwned>(&self, kind: &str) -> Option<(String, T)> {
+        self.jsons_of_kind(kind).into_iter().next()
+    }
+
+    /// Every JSON file written by collectors of `kind` that decodes as `T`,
+    /// with its path.
+    fn jsons_of_kind<T: DeserializeOwned>(&self, kind: &str) -> Vec<(String, T)> {
+        self.files_of_kind(kind)
+            .filter_map(|path| {
+                let value = self.entries.json(path)?.ok()?;
+                Some((path.to_string(), value))
+            })
+            .collect()
+    }
+
+    /// The text files written by collectors of `kind`, with their paths.
+    fn texts_of_kind(&self, kind: &str) -> Vec<(String, String)> {
+        self.files_of_kind(kind)
+            .filter_map(|path| {
+                let text = String::from_utf8_lossy(self.entries.get(path)?).into_owned();
+                Some((path.to_string(), text))
+            })
+            .collect()
+    }
+
+    fn files_of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.collectors
             .iter()
-            .filter(|record| record.kind == kind)
-            .flat_map(|record| &record.files)
-            .find_map(|path| {
-                let value = self.entries.json(path)?.ok()?;
-                Some((path.clone(), value))
-            })
+            .filter(move |record| record.kind == kind)
+            .flat_map(|record| record.files.iter().map(String::as_str))
     }
 }
 
@@ -80,6 +106,11 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(collectors::analyze(input));
     findings.extend(plugins::analyze(input));
     findings.extend(deprecations::analyze(input));
+    findings.extend(tasks::analyze(input));
+    findings.extend(containers::analyze(input));
+    findings.extend(disk::analyze(input));
+    findings.extend(events::analyze(input));
+    findings.extend(shims::analyze(input));
     findings.extend(kernel::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings

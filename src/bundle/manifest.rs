@@ -97,7 +97,7 @@ pub struct CollectorRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub files: Vec<String>,
-    /// How many credential values were taken out of its output.
+    /// How many secret values were replaced in this collector's files.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redactions: u64,
     /// Its files that were cut to a cap or dropped to fit the size budget.

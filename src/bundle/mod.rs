@@ -1,5 +1,5 @@
 //! The bundle: the archive writer, the sink collectors write through, the
-//! in-memory view analyzers read, and the manifest format.
+//! in-memory view analyzers read, the manifest format, and redaction.
 
 pub mod budget;
 pub mod manifest;
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-pub use sink::{Notes, Output, Sink, SinkError, spawn_writer};
+pub use sink::{Output, Sink, SinkError, spawn_writer};
 pub use writer::{BundleError, BundleWriter, Target, resolve_target, sha256_hex};
 
 /// Bundle files by their path inside the bundle, as analyzers see them.

@@ -7,6 +7,7 @@
 //! [`Output`] that can write only under the bundle path its spec declares.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -136,7 +137,8 @@ impl Sink {
             collector: collector.to_string(),
             base: base.to_string(),
             written: Arc::default(),
-            notes: Arc::default(),
+            redactions: Arc::default(),
+            cuts: Arc::default(),
         }
     }
 }
@@ -148,14 +150,8 @@ pub struct Output {
     collector: String,
     base: String,
     written: Arc<Mutex<Vec<String>>>,
-    notes: Arc<Mutex<Notes>>,
-}
-
-/// What a collector reports about its output besides the files.
-#[derive(Debug, Clone, Default)]
-pub struct Notes {
-    pub redactions: u64,
-    pub cuts: Vec<Cut>,
+    redactions: Arc<AtomicU64>,
+    cuts: Arc<Mutex<Vec<Cut>>>,
 }
 
 impl Output {
@@ -193,9 +189,9 @@ impl Output {
         self.write(path, data).await
     }
 
-    /// The bundle path of the output: a file, or a folder ending in `/`.
-    pub fn base(&self) -> String {
-        self.base.clone()
+    /// The bundle path this output writes to (a folder when it ends in `/`).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The bundle paths this collector has written so far.
@@ -203,19 +199,25 @@ impl Output {
         self.written.lock().expect("written files lock").clone()
     }
 
-    /// Records that `count` credential values were redacted.
-    pub fn note_redactions(&self, count: u64) {
-        self.notes.lock().expect("notes lock").redactions += count;
+    /// Records that `count` secret values were redacted from this
+    /// collector's output.
+    pub fn add_redactions(&self, count: usize) {
+        self.redactions.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// How many values this collector has redacted so far.
+    pub fn redactions(&self) -> u64 {
+        self.redactions.load(Ordering::Relaxed)
     }
 
     /// Records a file cut to a cap or left out.
     pub fn note_cut(&self, cut: Cut) {
-        self.notes.lock().expect("notes lock").cuts.push(cut);
+        self.cuts.lock().expect("cuts lock").push(cut);
     }
 
-    /// What the collector noted so far.
-    pub fn notes(&self) -> Notes {
-        self.notes.lock().expect("notes lock").clone()
+    /// The files cut or left out so far.
+    pub fn cuts(&self) -> Vec<Cut> {
+        self.cuts.lock().expect("cuts lock").clone()
     }
 
     async fn write(&self, path: String, data: Vec<u8>) -> Result<(), SinkError> {

@@ -81,7 +81,7 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
         if crate::spec::check_bundle_path(&name).is_err() {
             continue;
         }
-        limit::put_capped(out, Some(&name), data, size, DEFAULT_MAX_BYTES, true).await?;
+        limit::put_capped(out, Some(&name), data, size, DEFAULT_MAX_BYTES, ctx.redact).await?;
         copied.push(import.display().to_string());
     }
 

@@ -105,7 +105,7 @@ pub async fn collect(ctx: &Context, spec: &Spec, out: &Output) -> Result<Outcome
         }
     };
 
-    write(out, &result, max, params.redact).await?;
+    write(out, &result, max, params.redact && ctx.redact).await?;
     if result.timed_out {
         return Ok(Outcome::TimedOut(format!(
             "{} was killed at its deadline of {}",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::limit::{self, DEFAULT_MAX_BYTES};
-use super::{CollectError, Outcome};
+use super::{CollectError, Context, Outcome};
 use crate::bundle::Output;
 use crate::bundle::manifest::Cut;
 use crate::bundle::redact;
@@ -83,7 +83,11 @@ fn check_absolute<'a>(mut paths: impl Iterator<Item = &'a String>) -> Result<(),
 }
 
 /// Runs a `file` spec.
-pub async fn collect_file(spec: &Spec, out: &Output) -> Result<Outcome, CollectError> {
+pub async fn collect_file(
+    ctx: &Context,
+    spec: &Spec,
+    out: &Output,
+) -> Result<Outcome, CollectError> {
     let params: FileParams = super::decode_params(&spec.params).expect("checked when loaded");
     let roots = if params.roots.is_empty() {
         params.paths.iter().map(|p| parent(p)).collect()
@@ -92,11 +96,15 @@ pub async fn collect_file(spec: &Spec, out: &Output) -> Result<Outcome, CollectE
     };
     let paths: Vec<PathBuf> = params.paths.iter().map(PathBuf::from).collect();
     let max = params.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-    copy(paths, roots, max, params.redact, out).await
+    copy(paths, roots, max, params.redact && ctx.redact, out).await
 }
 
 /// Runs a `glob` spec.
-pub async fn collect_glob(spec: &Spec, out: &Output) -> Result<Outcome, CollectError> {
+pub async fn collect_glob(
+    ctx: &Context,
+    spec: &Spec,
+    out: &Output,
+) -> Result<Outcome, CollectError> {
     let params: GlobParams = super::decode_params(&spec.params).expect("checked when loaded");
     let roots = if params.roots.is_empty() {
         params.patterns.iter().map(|p| literal_prefix(p)).collect()
@@ -115,7 +123,7 @@ pub async fn collect_glob(spec: &Spec, out: &Output) -> Result<Outcome, CollectE
         )));
     }
     let max = params.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-    copy(paths, roots, max, params.redact, out).await
+    copy(paths, roots, max, params.redact && ctx.redact, out).await
 }
 
 /// Every path matching `patterns`, sorted, at most `max_files`.
@@ -188,7 +196,7 @@ async fn copy(
             Read::Missing => {}
         }
     }
-    if copied == 0 && out.notes().cuts.is_empty() {
+    if copied == 0 && out.cuts().is_empty() {
         return Ok(Outcome::Skipped(format!(
             "no such file: {}",
             wanted.join(", ")

@@ -56,7 +56,7 @@ pub async fn collect(ctx: &Context, spec: &Spec, out: &Output) -> Result<Outcome
         match exec::run(&argv, spec.timeout.mul_f64(0.9), max).await {
             Ok(result) if result.exit_code == Some(0) => {
                 let size = result.stdout_bytes;
-                limit::put_capped(out, None, result.stdout, size, max, true).await?;
+                limit::put_capped(out, None, result.stdout, size, max, ctx.redact).await?;
                 return Ok(Outcome::Done);
             }
             Ok(result) if result.timed_out => "journalctl did not finish in time".to_string(),
@@ -82,7 +82,7 @@ pub async fn collect(ctx: &Context, spec: &Spec, out: &Output) -> Result<Outcome
     .expect("reading a log file does not panic");
     match found {
         Some(Ok((_, (data, size)))) => {
-            limit::put_capped(out, None, data, size, max, true).await?;
+            limit::put_capped(out, None, data, size, max, ctx.redact).await?;
             Ok(Outcome::Done)
         }
         Some(Err(source)) => Err(CollectError::Host {

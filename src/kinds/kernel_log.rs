@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::exec;
 use super::limit::{self, DEFAULT_LOG_MAX_BYTES};
-use super::{CollectError, Outcome};
+use super::{CollectError, Context, Outcome};
 use crate::bundle::Output;
 use crate::spec::Spec;
 
@@ -25,7 +25,7 @@ pub struct KernelLogParams {
     pub max_bytes: Option<u64>,
 }
 
-pub async fn collect(spec: &Spec, out: &Output) -> Result<Outcome, CollectError> {
+pub async fn collect(ctx: &Context, spec: &Spec, out: &Output) -> Result<Outcome, CollectError> {
     let params: KernelLogParams = super::decode_params(&spec.params).expect("checked when loaded");
     let max = params.max_bytes.unwrap_or(DEFAULT_LOG_MAX_BYTES);
 
@@ -36,7 +36,7 @@ pub async fn collect(spec: &Spec, out: &Output) -> Result<Outcome, CollectError>
     let why_not = match exec::run(&argv, spec.timeout.mul_f64(0.5), max).await {
         Ok(result) if result.exit_code == Some(0) => {
             let size = result.stdout_bytes;
-            limit::put_capped(out, None, result.stdout, size, max, true).await?;
+            limit::put_capped(out, None, result.stdout, size, max, ctx.redact).await?;
             return Ok(Outcome::Done);
         }
         Ok(result) => format!(
@@ -52,7 +52,7 @@ pub async fn collect(spec: &Spec, out: &Output) -> Result<Outcome, CollectError>
         .expect("reading /dev/kmsg does not panic");
     match read {
         Ok((text, size)) => {
-            limit::put_capped(out, None, text, size, max, true).await?;
+            limit::put_capped(out, None, text, size, max, ctx.redact).await?;
             Ok(Outcome::Done)
         }
         Err(err) => Ok(Outcome::Skipped(format!(

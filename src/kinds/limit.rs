@@ -76,7 +76,7 @@ pub async fn put_capped(
 ) -> Result<(), CollectError> {
     let data = if redacting {
         let (data, count) = redact::redact_bytes(data);
-        out.note_redactions(count);
+        out.add_redactions(count as usize);
         data
     } else {
         data
@@ -86,7 +86,7 @@ pub async fn put_capped(
     let kept = data.len() as u64;
     let path = name
         .map(|n| format!("{}{n}", out.base()))
-        .unwrap_or(out.base());
+        .unwrap_or_else(|| out.base().to_string());
     if kept < before {
         out.note_cut(Cut {
             path,

@@ -6,11 +6,16 @@
 //! [`Outcome::Skipped`] with the reason, not as an error.
 
 mod containerd_process;
+mod containers;
 mod deprecations;
+mod events;
 mod host_info;
 mod namespaces;
 mod plugins;
 mod server;
+mod shims;
+mod snapshots;
+mod tasks;
 mod version;
 
 mod containerd_config;
@@ -21,14 +26,19 @@ mod kernel_log;
 mod limit;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::bundle::{Output, SinkError};
 use crate::source::{Containerd, ContainerdError};
 use crate::spec::Spec;
 
+pub use containers::ContainerRecord;
 pub use deprecations::{DeprecationReport, Warning};
+pub use events::EventRecord;
 pub use plugins::{PluginRecord, PluginStatus};
+pub use shims::{Call, ShimProcess, ShimTask, ShimsReport, SocketState};
+pub use snapshots::{Filesystem, NamespaceSnapshots, SnapshotRecord, SnapshotterReport};
+pub use tasks::{TaskRecord, status_name};
 
 /// Everything collectors share during one run.
 pub struct Context {
@@ -36,6 +46,15 @@ pub struct Context {
     pub debug_address: PathBuf,
     /// Namespaces to look into; empty means all.
     pub namespaces: Vec<String>,
+    /// containerd's state dir when the operator names it; else it is found
+    /// from the daemon.
+    pub state_dir: Option<PathBuf>,
+    /// Whether secrets are replaced before they reach the bundle.
+    pub redact: bool,
+    /// How long to listen for events; zero turns the events collector off.
+    pub events_for: Duration,
+    /// The run's deadline; kinds that wait for a window end it before this.
+    pub deadline: Instant,
     /// How far back journals and logs reach (`--since`).
     pub since: Duration,
 }
@@ -58,6 +77,8 @@ pub enum CollectError {
     Containerd(#[from] ContainerdError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("{0}")]
+    NoAnswer(String),
     #[error("cannot read {what}")]
     Host {
         what: String,
@@ -76,6 +97,11 @@ pub enum Kind {
     ContainerdDeprecations,
     HostInfo,
     ContainerdProcess,
+    ContainerdContainers,
+    ContainerdTasks,
+    ContainerdSnapshots,
+    ContainerdEvents,
+    Shims,
     File,
     Glob,
     Exec,
@@ -94,6 +120,11 @@ impl Kind {
         Kind::ContainerdDeprecations,
         Kind::HostInfo,
         Kind::ContainerdProcess,
+        Kind::ContainerdContainers,
+        Kind::ContainerdTasks,
+        Kind::ContainerdSnapshots,
+        Kind::ContainerdEvents,
+        Kind::Shims,
         Kind::File,
         Kind::Glob,
         Kind::Exec,
@@ -112,6 +143,11 @@ impl Kind {
             Kind::ContainerdDeprecations => "containerd-deprecations",
             Kind::HostInfo => "host-info",
             Kind::ContainerdProcess => "containerd-process",
+            Kind::ContainerdContainers => "containerd-containers",
+            Kind::ContainerdTasks => "containerd-tasks",
+            Kind::ContainerdSnapshots => "containerd-snapshots",
+            Kind::ContainerdEvents => "containerd-events",
+            Kind::Shims => "shims",
             Kind::File => "file",
             Kind::Glob => "glob",
             Kind::Exec => "exec",
@@ -132,6 +168,7 @@ impl Kind {
             self,
             Kind::HostInfo
                 | Kind::ContainerdProcess
+                | Kind::Shims
                 | Kind::File
                 | Kind::Glob
                 | Kind::Exec
@@ -145,6 +182,8 @@ impl Kind {
     /// offending key.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
         match self {
+            Kind::ContainerdSnapshots => snapshots::check_params(params),
+            Kind::Shims => shims::check_params(params),
             Kind::File => files::check_file(&decode_params(params)?),
             Kind::Glob => files::check_glob(&decode_params(params)?),
             Kind::Exec => exec::check(&decode_params(params)?),
@@ -169,12 +208,17 @@ impl Kind {
             Kind::ContainerdDeprecations => deprecations::collect(ctx, out).await,
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
-            Kind::File => files::collect_file(spec, out).await,
-            Kind::Glob => files::collect_glob(spec, out).await,
+            Kind::ContainerdContainers => containers::collect(ctx, out).await,
+            Kind::ContainerdTasks => tasks::collect(ctx, out).await,
+            Kind::ContainerdSnapshots => snapshots::collect(ctx, spec, out).await,
+            Kind::ContainerdEvents => events::collect(ctx, spec, out).await,
+            Kind::Shims => shims::collect(ctx, &spec.params, spec.timeout, out).await,
+            Kind::File => files::collect_file(ctx, spec, out).await,
+            Kind::Glob => files::collect_glob(ctx, spec, out).await,
             Kind::Exec => exec::collect(ctx, spec, out).await,
             Kind::Journal => journal::collect(ctx, spec, out).await,
             Kind::ContainerdConfig => containerd_config::collect(ctx, out).await,
-            Kind::KernelLog => kernel_log::collect(spec, out).await,
+            Kind::KernelLog => kernel_log::collect(ctx, spec, out).await,
         }
     }
 }

@@ -13,16 +13,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::introspection_client::IntrospectionClient;
 use containerd_client::services::v1::namespaces_client::NamespacesClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::{
+    Info as SnapshotInfo, ListSnapshotsRequest, UsageRequest,
+};
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
     Container, Image, ListContainersRequest, ListImagesRequest, ListNamespacesRequest,
-    ListTasksRequest, Namespace, Plugin, PluginsRequest, ServerResponse,
+    ListPidsRequest, ListTasksRequest, MetricsRequest, Namespace, Plugin, PluginsRequest,
+    ServerResponse, SubscribeRequest,
 };
 use containerd_client::types::v1::Process;
+use containerd_client::types::{Envelope, Metric};
 use tokio::sync::{OnceCell, Semaphore};
 use tonic::transport::{Channel, Endpoint};
 
@@ -203,6 +210,95 @@ impl Containerd {
         Ok(names)
     }
 
+    /// Calls `Tasks.ListPids` for one task.
+    pub async fn task_pids(&self, namespace: &str, id: &str) -> Result<Vec<u32>, ContainerdError> {
+        let mut client =
+            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = ListPidsRequest {
+            container_id: id.to_string(),
+        };
+        let request = namespaced(request, namespace);
+        let response = self
+            .call("Tasks.ListPids", client.list_pids(request))
+            .await?;
+        Ok(response
+            .into_inner()
+            .processes
+            .into_iter()
+            .map(|p| p.pid)
+            .collect())
+    }
+
+    /// Calls `Tasks.Metrics` for every task of `namespace`.
+    pub async fn task_metrics(&self, namespace: &str) -> Result<Vec<Metric>, ContainerdError> {
+        let mut client =
+            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = namespaced(MetricsRequest::default(), namespace);
+        let response = self.call("Tasks.Metrics", client.metrics(request)).await?;
+        Ok(response.into_inner().metrics)
+    }
+
+    /// Calls `Snapshots.List` for one snapshotter and reads the whole stream.
+    pub async fn snapshots(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+    ) -> Result<Vec<SnapshotInfo>, ContainerdError> {
+        let mut client =
+            SnapshotsClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = ListSnapshotsRequest {
+            snapshotter: snapshotter.to_string(),
+            filters: Vec::new(),
+        };
+        let request = namespaced(request, namespace);
+        let mut stream = self
+            .call("Snapshots.List", client.list(request))
+            .await?
+            .into_inner();
+        let mut infos = Vec::new();
+        while let Some(page) = stream
+            .message()
+            .await
+            .map_err(|status| self.classify("Snapshots.List", status))?
+        {
+            infos.extend(page.info);
+        }
+        Ok(infos)
+    }
+
+    /// Calls `Snapshots.Usage` for one snapshot: `(size in bytes, inodes)`.
+    pub async fn snapshot_usage(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        key: &str,
+    ) -> Result<(i64, i64), ContainerdError> {
+        let mut client =
+            SnapshotsClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = UsageRequest {
+            snapshotter: snapshotter.to_string(),
+            key: key.to_string(),
+        };
+        let request = namespaced(request, namespace);
+        let usage = self
+            .call("Snapshots.Usage", client.usage(request))
+            .await?
+            .into_inner();
+        Ok((usage.size, usage.inodes))
+    }
+
+    /// Calls `Events.Subscribe` for every namespace; the stream has no
+    /// history, only what happens from now on.
+    pub async fn subscribe(&self) -> Result<tonic::Streaming<Envelope>, ContainerdError> {
+        let mut client =
+            EventsClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = SubscribeRequest::default();
+        let response = self
+            .call("Events.Subscribe", client.subscribe(request))
+            .await?;
+        Ok(response.into_inner())
+    }
+
     async fn introspection(&self) -> Result<IntrospectionClient<Channel>, ContainerdError> {
         let channel = self.channel().await?;
         Ok(IntrospectionClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
@@ -224,7 +320,8 @@ impl Containerd {
         request.await.map_err(|status| self.classify(rpc, status))
     }
 
-    fn classify(&self, rpc: &'static str, status: tonic::Status) -> ContainerdError {
+    /// Names a failed call the way every other call is named.
+    pub fn classify(&self, rpc: &'static str, status: tonic::Status) -> ContainerdError {
         let path = self.address.clone();
         if is_connect_failure(&status) {
             ContainerdError::Unreachable {

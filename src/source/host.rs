@@ -66,6 +66,20 @@ fn listening_inodes(path: &Path) -> std::io::Result<HashSet<u64>> {
     Ok(inodes)
 }
 
+/// The paths of every listening unix socket in the kernel's table: a path
+/// not in it has no process serving it.
+pub fn listening_unix_paths() -> std::io::Result<HashSet<String>> {
+    let table = fs::read_to_string("/proc/net/unix")?;
+    let mut paths = HashSet::new();
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() >= 8 && fields[3] == "00010000" {
+            paths.insert(fields[7..].join(" "));
+        }
+    }
+    Ok(paths)
+}
+
 /// The number of open descriptors of a process, if readable.
 pub fn open_fds(pid: u32) -> Option<usize> {
     fs::read_dir(format!("/proc/{pid}/fd"))

@@ -2,5 +2,7 @@
 
 pub mod containerd;
 pub mod host;
+pub mod state;
+pub mod ttrpc;
 
 pub use containerd::{Containerd, ContainerdError, DaemonVersion, error_chain};

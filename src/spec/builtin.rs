@@ -1,25 +1,19 @@
 //! The built-in collector specs, embedded from the `collectors/` folder so
 //! the binary needs no files beside it.
 
+/// Embeds `collectors/<area>.toml` for each area, with its path.
+macro_rules! builtin {
+    ($($area:literal),* $(,)?) => {
+        &[$((
+            concat!("collectors/", $area, ".toml"),
+            include_str!(concat!("../../collectors/", $area, ".toml")),
+        )),*]
+    };
+}
+
 /// Every built-in spec file: its path in the source tree and its text.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "collectors/containerd.toml",
-        include_str!("../../collectors/containerd.toml"),
-    ),
-    (
-        "collectors/host.toml",
-        include_str!("../../collectors/host.toml"),
-    ),
-    (
-        "collectors/config.toml",
-        include_str!("../../collectors/config.toml"),
-    ),
-    (
-        "collectors/logs.toml",
-        include_str!("../../collectors/logs.toml"),
-    ),
-];
+pub const BUILTIN: &[(&str, &str)] =
+    builtin!["containerd", "host", "workload", "shims", "config", "logs"];
 
 #[cfg(test)]
 mod tests {

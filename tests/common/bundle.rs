@@ -66,6 +66,21 @@ impl Bundle {
     }
 }
 
+/// Waits for a spawned child up to `limit`, killing it past that; returns
+/// its output.
+pub fn wait_output(mut child: std::process::Child, limit: Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} did not finish within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 pub fn rctr_diag() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rctr-diag"))
 }

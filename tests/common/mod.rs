@@ -10,6 +10,7 @@
 //! fails instead of hanging.
 #![allow(dead_code)]
 
+#[cfg(test)]
 pub mod bundle;
 
 use std::collections::HashSet;
