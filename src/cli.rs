@@ -70,6 +70,27 @@ enum Command {
     /// containerd release. Exit 0: nothing blocks; 1: blockers found;
     /// 2: the audit could not run.
     Audit(AuditArgs),
+    /// Re-run the analyzers on an existing bundle, offline, and print the
+    /// summary.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The bundle (.tar.gz) to read.
+    bundle: PathBuf,
+    /// Output format: md (Markdown, pasteable into a GitHub issue) or json.
+    #[arg(long, value_enum, default_value = "md")]
+    format: InspectFormat,
+    /// Same as --format md.
+    #[arg(long, conflicts_with = "format")]
+    markdown: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InspectFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +160,16 @@ struct CollectArgs {
     /// of the bare bundle path.
     #[arg(long)]
     json: bool,
+    /// Largest bundle to write (compressed), e.g. 100MiB or 2G; when the
+    /// output would be larger, the lowest-priority files are dropped.
+    #[arg(long, default_value = "100MiB", value_name = "SIZE", value_parser = crate::bundle::budget::parse_size)]
+    max_size: u64,
+    /// Start even when the output folder has less free space than --max-size.
+    #[arg(long)]
+    force: bool,
+    /// How far back journals and logs reach, e.g. 1h or 30m.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    since: Duration,
     #[command(flatten)]
     specs: SpecArgs,
     /// containerd's state dir (its `state` setting). Default: read from the
@@ -206,7 +237,7 @@ impl Cli {
 /// Starts logging to stderr at `level`.
 pub fn init_logging(level: tracing::Level) {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::log_writer)
         .with_max_level(level)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -215,10 +246,12 @@ pub fn init_logging(level: tracing::Level) {
 
 /// Runs the command the flags name.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Collect(args) => collect(*args).map(ExitCode::from),
+        Command::Collect(args) => collect(*args, quiet).map(ExitCode::from),
         Command::Collectors(args) => list(args).map(ExitCode::from),
         Command::Audit(args) => audit(args).map(ExitCode::from),
+        Command::Inspect(args) => inspect(args).map(ExitCode::from),
     }
 }
 
@@ -254,6 +287,24 @@ fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(report.exit_code())
 }
 
+fn inspect(args: InspectArgs) -> anyhow::Result<Exit> {
+    let summary = crate::inspect::inspect(&args.bundle)?;
+    let mut out = std::io::stdout().lock();
+    if args.format == InspectFormat::Json && !args.markdown {
+        let report = CollectReport {
+            bundle: &args.bundle,
+            complete: summary.complete,
+            counts: &summary.counts,
+            findings: &summary.findings,
+        };
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", summary.markdown())?;
+    }
+    Ok(Exit::Clean)
+}
+
 fn load_specs(args: &SpecArgs) -> anyhow::Result<Vec<Spec>> {
     Ok(spec::load(Some(&args.system_collectors), &args.dirs)?)
 }
@@ -269,6 +320,7 @@ fn list(args: CollectorsArgs) -> anyhow::Result<Exit> {
         output: &'a str,
         description: &'a str,
         origin: &'a str,
+        priority: u8,
     }
     let specs = load_specs(&args.specs)?;
     let lines: Vec<Line> = specs
@@ -282,6 +334,7 @@ fn list(args: CollectorsArgs) -> anyhow::Result<Exit> {
             output: &spec.output,
             description: &spec.description,
             origin: &spec.origin,
+            priority: spec.priority,
         })
         .collect();
 
@@ -323,7 +376,7 @@ struct CollectReport<'a> {
     findings: &'a [Finding],
 }
 
-fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
+fn collect(args: CollectArgs, quiet: bool) -> anyhow::Result<Exit> {
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
 
@@ -343,17 +396,40 @@ fn collect(args: CollectArgs) -> anyhow::Result<Exit> {
         started_at.format("%Y%m%dT%H%M%SZ")
     );
     let target = resolve_target(args.output.as_deref(), &file_name)?;
-    let writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+    let dir = target.dir.clone();
+    let mut writer = BundleWriter::create(target, started_at.timestamp().max(0) as u64)?;
+    // After the create, so an unwritable folder is named as such; a refusal
+    // drops the writer, which removes its temporary file.
+    check_free_space(&dir, args.max_size, args.force)?;
+    let priorities = chosen
+        .iter()
+        .map(|s| (s.name.clone(), s.priority))
+        .collect();
+    writer.set_budget(args.max_size, priorities)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(collect_into(&args, chosen, writer, started_at, clock));
+    // The live display only on a terminal; a pipe gets log lines at most.
+    let tty = !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (events, display) = match tty.then(|| crate::progress::start(chosen.len())) {
+        Some((events, display)) => (Some(events), Some(display)),
+        None => (None, None),
+    };
+    let result = runtime.block_on(collect_into(
+        &args, chosen, writer, started_at, clock, events,
+    ));
     // A blocking read stuck in the kernel must not hold the process.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    if let Some(display) = display {
+        display.finish();
+    }
     let (path, manifest, summary) = result?;
+    if tty {
+        tell_outcome(&path, &summary);
+    }
 
     let exit = if !manifest.complete || manifest.collectors.iter().any(|c| c.status.is_failure()) {
         Exit::Partial
@@ -382,6 +458,7 @@ async fn collect_into(
     writer: BundleWriter,
     started_at: chrono::DateTime<chrono::Utc>,
     clock: Instant,
+    events: Option<engine::Events>,
 ) -> anyhow::Result<(PathBuf, Manifest, Summary)> {
     let stop = interrupt_signal().context("cannot listen for SIGINT and SIGTERM")?;
     let (sink, thread) = spawn_writer(writer);
@@ -401,12 +478,20 @@ async fn collect_into(
         debug_origin: debug.origin.clone(),
         cpu_profile: args.cpu_profile,
         signal_dumps: args.signal_dump.unwrap_or(0),
+        since: args.since,
     });
-    let result = engine::run(chosen, ctx.clone(), &sink, deadline, stop).await;
+    let result = engine::run_with_events(chosen, ctx.clone(), &sink, deadline, stop, events).await;
     drop(sink);
     let (mut writer, failure) = thread.close().await;
     if let Some(err) = failure {
         return Err(err.into());
+    }
+    let mut records = result.records;
+    for (collector, cut) in writer.dropped() {
+        if let Some(record) = records.iter_mut().find(|r| &r.name == collector) {
+            record.files.retain(|path| path != &cut.path);
+            record.cuts.push(cut.clone());
+        }
     }
 
     let finished_at = chrono::Utc::now();
@@ -434,7 +519,7 @@ async fn collect_into(
         duration_ms: clock.elapsed().as_millis() as u64,
         complete: result.interrupted.is_none(),
         incomplete_reason: result.interrupted,
-        collectors: result.records,
+        collectors: records,
         files: Vec::new(),
     };
 
@@ -473,6 +558,46 @@ async fn find_debug_address(args: &CollectArgs) -> debug::DebugAddress {
             config: None,
         },
     }
+}
+
+/// Tells the operator on the terminal where the bundle is, its size and the
+/// top findings; stdout keeps only the path or the JSON.
+fn tell_outcome(path: &Path, summary: &Summary) {
+    let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "bundle: {} ({})",
+        path.display(),
+        crate::bundle::budget::format_size(size)
+    );
+    for finding in summary.findings.iter().take(5) {
+        let _ = writeln!(err, "  {}: {}", finding.severity.word(), finding.title);
+    }
+    if summary.findings.len() > 5 {
+        let _ = writeln!(
+            err,
+            "  ... {} more in summary.md",
+            summary.findings.len() - 5
+        );
+    }
+}
+
+/// Refuses to start when `dir` has less free space than `budget`.
+fn check_free_space(dir: &Path, budget: u64, force: bool) -> anyhow::Result<()> {
+    use crate::bundle::budget::{format_size, free_space};
+    let free = free_space(dir)
+        .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
+    if free < budget && !force {
+        anyhow::bail!(
+            "only {} free in {}, less than the bundle's budget of {} (--max-size): free some \
+             space, choose another --output, lower --max-size, or pass --force",
+            format_size(free),
+            dir.display(),
+            format_size(budget)
+        );
+    }
+    Ok(())
 }
 
 /// Resolves with the name of the first SIGINT or SIGTERM.

@@ -36,6 +36,17 @@ struct Running {
     output: Output,
 }
 
+/// What the engine tells an observer (the progress display) as collectors
+/// start and end.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { name: String },
+    Ended { name: String, status: Status },
+}
+
+/// Where events go; sending never blocks and a gone receiver is ignored.
+pub type Events = std::sync::mpsc::Sender<Event>;
+
 /// Runs `specs` concurrently until all end or `stop` resolves.
 ///
 /// `deadline` bounds every collector; `stop` yields the reason for cutting
@@ -47,6 +58,23 @@ pub async fn run(
     deadline: Instant,
     stop: impl Future<Output = String>,
 ) -> RunResult {
+    run_with_events(specs, ctx, sink, deadline, stop, None).await
+}
+
+/// Like [`run`], telling `events` when each collector starts and ends.
+pub async fn run_with_events(
+    specs: Vec<Spec>,
+    ctx: Arc<Context>,
+    sink: &Sink,
+    deadline: Instant,
+    stop: impl Future<Output = String>,
+    events: Option<Events>,
+) -> RunResult {
+    let tell = |event: Event| {
+        if let Some(events) = &events {
+            let _ = events.send(event);
+        }
+    };
     let order: Vec<String> = specs.iter().map(|spec| spec.name.clone()).collect();
     let mut tasks = JoinSet::new();
     let mut running = HashMap::new();
@@ -59,6 +87,9 @@ pub async fn run(
         let task = attempt(spec.clone(), ctx.clone(), output.clone(), limit);
         let span = info_span!("collector", name = %spec.name, kind = spec.kind.name());
         let handle = tasks.spawn(task.instrument(span));
+        tell(Event::Started {
+            name: spec.name.clone(),
+        });
         running.insert(
             handle.id(),
             Running {
@@ -85,6 +116,10 @@ pub async fn run(
                     }
                 };
                 running.remove(&id);
+                tell(Event::Ended {
+                    name: record.name.clone(),
+                    status: record.status,
+                });
                 done.insert(record.name.clone(), record);
             }
             reason = &mut stop => {
@@ -99,6 +134,10 @@ pub async fn run(
     }
 
     for what in running.into_values() {
+        tell(Event::Ended {
+            name: what.spec.name.clone(),
+            status: Status::Interrupted,
+        });
         done.insert(what.spec.name.clone(), cut_short(&what));
     }
     let records = order
@@ -127,6 +166,10 @@ async fn attempt(
         Ok(Ok(Outcome::Skipped(reason))) => {
             record.status = Status::Skipped;
             record.reason = Some(reason);
+        }
+        Ok(Ok(Outcome::TimedOut(error))) => {
+            record.status = Status::TimedOut;
+            record.error = Some(error);
         }
         Ok(Err(err)) => {
             record.status = Status::Failed;
@@ -175,6 +218,7 @@ fn record(spec: &Spec, started: Instant, output: &Output) -> CollectorRecord {
         error: None,
         files: output.written(),
         redactions: output.redactions(),
+        cuts: output.cuts(),
     }
 }
 

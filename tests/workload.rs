@@ -312,7 +312,7 @@ fn oom_kill_is_heard_during_the_window(series: Series) {
             "--only",
             "workload",
         ])
-        .args(["--events-for", "8s", "-a"])
+        .args(["--events-for", "15s", "-a"])
         .arg(&daemon.address)
         .arg("-o")
         .arg(out.path())

@@ -203,6 +203,7 @@ mod tests {
             error: None,
             files: files.iter().map(|f| f.to_string()).collect(),
             redactions: 0,
+            cuts: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ mod disk;
 mod events;
 pub mod goroutine_dump;
 mod goroutines;
+mod kernel;
 mod plugins;
 pub mod pprof_data;
 mod profiles;
@@ -127,6 +128,7 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
     findings.extend(goroutines::analyze(input));
     findings.extend(profiles::analyze(input));
     findings.extend(audit::analyze(input));
+    findings.extend(kernel::analyze(input));
     findings.sort_by_key(|finding| finding.severity);
     findings
 }

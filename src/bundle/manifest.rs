@@ -100,6 +100,21 @@ pub struct CollectorRecord {
     /// How many secret values were replaced in this collector's files.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redactions: u64,
+    /// Its files that were cut to a cap or dropped to fit the size budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<Cut>,
+}
+
+/// A file that was cut short or left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// The bundle path, or the source path for a file left out.
+    pub path: String,
+    pub original_bytes: u64,
+    /// What stayed in the bundle; 0 when the file was dropped.
+    pub kept_bytes: u64,
+    /// Why, e.g. "kept the newest 1 MiB (max_bytes)".
+    pub reason: String,
 }
 
 fn is_zero(n: &u64) -> bool {

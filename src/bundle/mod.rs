@@ -1,7 +1,9 @@
 //! The bundle: the archive writer, the sink collectors write through, the
 //! in-memory view analyzers read, the manifest format, and redaction.
 
+pub mod budget;
 pub mod manifest;
+pub mod reader;
 pub mod redact;
 mod sink;
 mod writer;

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::manifest::Cut;
 use super::{BundleError, BundleWriter};
 
 enum Msg {
@@ -68,12 +69,19 @@ pub fn spawn_writer(mut writer: BundleWriter) -> (Sink, WriterThread) {
                     path,
                     data,
                 } if failure.is_none() => {
-                    if let Err(err) = writer.add(&collector, &path, &data) {
+                    if let Err(err) = writer.stage(&collector, &path, &data) {
                         failure = Some(err);
                     }
                 }
                 Msg::Entry { .. } => {}
-                Msg::Close => break,
+                Msg::Close => {
+                    if failure.is_none()
+                        && let Err(err) = writer.commit_staged()
+                    {
+                        failure = Some(err);
+                    }
+                    break;
+                }
             }
         }
         (writer, failure)
@@ -130,6 +138,7 @@ impl Sink {
             base: base.to_string(),
             written: Arc::default(),
             redactions: Arc::default(),
+            cuts: Arc::default(),
         }
     }
 }
@@ -142,6 +151,7 @@ pub struct Output {
     base: String,
     written: Arc<Mutex<Vec<String>>>,
     redactions: Arc<AtomicU64>,
+    cuts: Arc<Mutex<Vec<Cut>>>,
 }
 
 impl Output {
@@ -198,6 +208,16 @@ impl Output {
     /// How many values this collector has redacted so far.
     pub fn redactions(&self) -> u64 {
         self.redactions.load(Ordering::Relaxed)
+    }
+
+    /// Records a file cut to a cap or left out.
+    pub fn note_cut(&self, cut: Cut) {
+        self.cuts.lock().expect("cuts lock").push(cut);
+    }
+
+    /// The files cut or left out so far.
+    pub fn cuts(&self) -> Vec<Cut> {
+        self.cuts.lock().expect("cuts lock").clone()
     }
 
     async fn write(&self, path: String, data: Vec<u8>) -> Result<(), SinkError> {

@@ -14,11 +14,14 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use std::collections::HashMap;
+
 use super::Entries;
-use super::manifest::FileRecord;
+use super::budget::Spool;
+use super::manifest::{Cut, FileRecord};
 
 /// Entries up to this size with a text extension are kept for analysis.
-const KEEP_LIMIT: usize = 8 * 1024 * 1024;
+pub(super) const KEEP_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Where the bundle will be written.
 #[derive(Debug, Clone)]
@@ -112,6 +115,8 @@ pub struct BundleWriter {
     mtime: u64,
     files: Vec<FileRecord>,
     kept: Entries,
+    spool: Option<Spool>,
+    dropped: Vec<(String, Cut)>,
 }
 
 impl BundleWriter {
@@ -138,7 +143,66 @@ impl BundleWriter {
             mtime,
             files: Vec::new(),
             kept: Entries::default(),
+            spool: None,
+            dropped: Vec::new(),
         })
+    }
+
+    /// Holds collector entries until [`BundleWriter::commit_staged`], which
+    /// writes them highest priority first while the archive stays under
+    /// `max` bytes; `priorities` maps collector names to their priority.
+    pub fn set_budget(
+        &mut self,
+        max: u64,
+        priorities: HashMap<String, u8>,
+    ) -> Result<(), BundleError> {
+        let spool = Spool::new(&self.target.dir, max, priorities).map_err(|source| {
+            BundleError::Create {
+                dir: self.target.dir.clone(),
+                source,
+            }
+        })?;
+        self.spool = Some(spool);
+        Ok(())
+    }
+
+    /// Adds a collector's entry: staged under a budget, else written now.
+    pub fn stage(&mut self, collector: &str, path: &str, data: &[u8]) -> Result<(), BundleError> {
+        match self.spool.as_mut() {
+            Some(spool) => spool
+                .stage(collector, path, data)
+                .map_err(|source| write_err(&self.target, source)),
+            None => self.add(collector, path, data),
+        }
+    }
+
+    /// Writes the staged entries that fit the budget; see [`Spool::drain`].
+    pub fn commit_staged(&mut self) -> Result<(), BundleError> {
+        let Some(mut spool) = self.spool.take() else {
+            return Ok(());
+        };
+        let file = self.temp.as_file().try_clone();
+        let file = file.map_err(|source| write_err(&self.target, source))?;
+        let written = || file.metadata().map(|meta| meta.len()).unwrap_or(0);
+        let mut failure = None;
+        spool
+            .drain(written, |entry, data| {
+                self.add(&entry.collector, &entry.path, data)
+                    .map_err(|err| {
+                        let io = std::io::Error::other(err.to_string());
+                        failure = Some(err);
+                        io
+                    })
+            })
+            .map_err(|source| write_err(&self.target, source))
+            .map_err(|err| failure.take().unwrap_or(err))?;
+        self.dropped = std::mem::take(&mut spool.dropped);
+        Ok(())
+    }
+
+    /// Entries left out to fit the budget, with the collector that wrote each.
+    pub fn dropped(&self) -> &[(String, Cut)] {
+        &self.dropped
     }
 
     /// Adds one file under the bundle's top folder.
@@ -227,7 +291,7 @@ fn write_err(target: &Target, source: std::io::Error) -> BundleError {
     }
 }
 
-fn is_text_path(path: &str) -> bool {
+pub(super) fn is_text_path(path: &str) -> bool {
     [".json", ".jsonl", ".md", ".txt", ".log", ".toml"]
         .iter()
         .any(|ext| path.ends_with(ext))

@@ -25,6 +25,13 @@ mod snapshots;
 mod tasks;
 mod version;
 
+mod containerd_config;
+mod exec;
+mod files;
+mod journal;
+mod kernel_log;
+mod limit;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -66,6 +73,8 @@ pub struct Context {
     pub cpu_profile: Duration,
     /// How many SIGUSR1 stack dumps to take; zero (the default) takes none.
     pub signal_dumps: u8,
+    /// How far back journals and logs reach (`--since`).
+    pub since: Duration,
 }
 
 /// How long one quick request to the debug socket may take.
@@ -78,6 +87,8 @@ pub enum Outcome {
     /// Nothing (or not everything) could be collected, for a known reason
     /// the operator may act on.
     Skipped(String),
+    /// The collector's own deadline cut it short; what it had is written.
+    TimedOut(String),
 }
 
 /// Why a collector failed.
@@ -135,6 +146,12 @@ pub enum Kind {
     DebugVars,
     SignalDump,
     Audit,
+    File,
+    Glob,
+    Exec,
+    Journal,
+    ContainerdConfig,
+    KernelLog,
 }
 
 impl Kind {
@@ -159,6 +176,12 @@ impl Kind {
         Kind::DebugVars,
         Kind::SignalDump,
         Kind::Audit,
+        Kind::File,
+        Kind::Glob,
+        Kind::Exec,
+        Kind::Journal,
+        Kind::ContainerdConfig,
+        Kind::KernelLog,
     ];
 
     /// The name used in spec files.
@@ -183,6 +206,12 @@ impl Kind {
             Kind::DebugVars => "debug-vars",
             Kind::SignalDump => "signal-dump",
             Kind::Audit => "audit",
+            Kind::File => "file",
+            Kind::Glob => "glob",
+            Kind::Exec => "exec",
+            Kind::Journal => "journal",
+            Kind::ContainerdConfig => "containerd-config",
+            Kind::KernelLog => "kernel-log",
         }
     }
 
@@ -195,7 +224,16 @@ impl Kind {
     pub fn needs_daemon(self) -> bool {
         !matches!(
             self,
-            Kind::HostInfo | Kind::ContainerdProcess | Kind::Shims | Kind::Audit
+            Kind::HostInfo
+                | Kind::ContainerdProcess
+                | Kind::Shims
+                | Kind::Audit
+                | Kind::File
+                | Kind::Glob
+                | Kind::Exec
+                | Kind::Journal
+                | Kind::ContainerdConfig
+                | Kind::KernelLog
         )
     }
 
@@ -219,6 +257,11 @@ impl Kind {
             Kind::Shims => shims::check_params(params),
             Kind::DebugPprof => debug_pprof::check(&decode_params(params)?),
             Kind::Audit => audit::Params::check(params),
+            Kind::File => files::check_file(&decode_params(params)?),
+            Kind::Glob => files::check_glob(&decode_params(params)?),
+            Kind::Exec => exec::check(&decode_params(params)?),
+            Kind::Journal => journal::check(&decode_params(params)?),
+            Kind::KernelLog => decode_params::<kernel_log::KernelLogParams>(params).map(|_| ()),
             _ => no_params(self, params),
         }
     }
@@ -250,6 +293,12 @@ impl Kind {
             Kind::DebugVars => debug_vars::collect(ctx, out).await,
             Kind::SignalDump => signal_dump::collect(ctx, out).await,
             Kind::Audit => audit::collect(ctx, spec, out).await,
+            Kind::File => files::collect_file(ctx, spec, out).await,
+            Kind::Glob => files::collect_glob(ctx, spec, out).await,
+            Kind::Exec => exec::collect(ctx, spec, out).await,
+            Kind::Journal => journal::collect(ctx, spec, out).await,
+            Kind::ContainerdConfig => containerd_config::collect(ctx, out).await,
+            Kind::KernelLog => kernel_log::collect(ctx, spec, out).await,
         }
     }
 }

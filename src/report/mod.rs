@@ -9,7 +9,11 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{Finding, Severity};
-use crate::bundle::manifest::{CollectorRecord, DaemonRef, Manifest, Status};
+use crate::bundle::manifest::{CollectorRecord, Cut, DaemonRef, Manifest, Status};
+
+/// Evidence longer than this, or on several lines, is folded in a
+/// `<details>` block so a pasted summary stays short.
+const FOLD_AT: usize = 160;
 
 /// The summary format this build writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -30,6 +34,17 @@ pub struct Summary {
     pub counts: Counts,
     pub findings: Vec<Finding>,
     pub collectors: Vec<CollectorLine>,
+    /// Files cut to a cap, left out, or dropped to fit the size budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<CutLine>,
+}
+
+/// A file cut or left out, with the collector that wrote it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CutLine {
+    pub collector: String,
+    #[serde(flatten)]
+    pub cut: Cut,
 }
 
 /// How many collectors ended in each status.
@@ -67,6 +82,13 @@ pub struct CollectorLine {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many credential values were redacted from its output.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redactions: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -92,6 +114,17 @@ impl Summary {
                     status: record.status,
                     duration_ms: record.duration_ms,
                     detail: record.error.clone().or_else(|| record.reason.clone()),
+                    redactions: record.redactions,
+                })
+                .collect(),
+            cuts: manifest
+                .collectors
+                .iter()
+                .flat_map(|record| {
+                    record.cuts.iter().map(|cut| CutLine {
+                        collector: record.name.clone(),
+                        cut: cut.clone(),
+                    })
                 })
                 .collect(),
         }
@@ -151,7 +184,13 @@ impl Summary {
             let _ = writeln!(md, "### {} ({})\n", severity.word(), group.len());
             for finding in group {
                 let _ = writeln!(md, "- **{}**", finding.title);
-                if !finding.evidence.is_empty() {
+                if finding.evidence.len() > FOLD_AT || finding.evidence.contains('\n') {
+                    let _ = writeln!(
+                        md,
+                        "  - <details><summary>seen</summary>\n\n    ```text\n{}\n    ```\n\n    </details>",
+                        indent(&finding.evidence.replace("```", "'''"))
+                    );
+                } else if !finding.evidence.is_empty() {
                     let _ = writeln!(md, "  - seen: {}", finding.evidence);
                 }
                 if let Some(file) = &finding.file {
@@ -168,17 +207,55 @@ impl Summary {
             "| collector | status | time | detail |\n|---|---|---|---|"
         );
         for line in &self.collectors {
+            let mut detail = line.detail.clone().unwrap_or_default();
+            if line.redactions > 0 {
+                let sep = if detail.is_empty() { "" } else { "; " };
+                detail += &format!("{sep}{} value(s) redacted", line.redactions);
+            }
             let _ = writeln!(
                 md,
                 "| {} | {} | {} ms | {} |",
                 line.name,
                 line.status.word(),
                 line.duration_ms,
-                cell(line.detail.as_deref().unwrap_or(""))
+                cell(&detail)
             );
+        }
+
+        if !self.cuts.is_empty() {
+            let _ = writeln!(md, "\n## Cut or left out\n");
+            let _ = writeln!(
+                md,
+                "<details><summary>{} file(s)</summary>\n",
+                self.cuts.len()
+            );
+            let _ = writeln!(
+                md,
+                "| collector | file | size | kept | why |\n|---|---|---|---|---|"
+            );
+            for line in &self.cuts {
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {} | {} | {} |",
+                    line.collector,
+                    cell(&line.cut.path),
+                    line.cut.original_bytes,
+                    line.cut.kept_bytes,
+                    cell(&line.cut.reason)
+                );
+            }
+            let _ = writeln!(md, "\n</details>");
         }
         md
     }
+}
+
+/// Indents every line by four spaces, to sit inside a list item.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("    {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Makes text safe inside a Markdown table cell.
@@ -227,6 +304,7 @@ mod tests {
             error: error.map(String::from),
             files: vec![],
             redactions: 0,
+            cuts: vec![],
         }
     }
 
@@ -254,6 +332,40 @@ mod tests {
         assert!(md.contains("- **containerd did not answer**"), "{md}");
         assert!(
             md.contains("| b | timed out | 3 ms | no \\| result |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn long_evidence_and_cuts_fold_into_details() {
+        let mut record = record("logs.x", Status::Ok, None);
+        record.redactions = 2;
+        record.cuts.push(Cut {
+            path: "logs/x.log".into(),
+            original_bytes: 5000,
+            kept_bytes: 1000,
+            reason: "kept the newest 1000 bytes".into(),
+        });
+        let finding = Finding {
+            severity: Severity::Warning,
+            analyzer: "kernel".into(),
+            title: "2 task(s) hung".into(),
+            evidence: "line one\nline two".into(),
+            file: Some("logs/kernel.log".into()),
+            action: "look".into(),
+        };
+        let md = Summary::new(&manifest(vec![record]), vec![finding]).markdown();
+        assert!(
+            md.contains("  - <details><summary>seen</summary>\n\n    ```text\n    line one\n    line two\n    ```\n\n    </details>"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| logs.x | ok | 3 ms | 2 value(s) redacted |"),
+            "{md}"
+        );
+        assert!(md.contains("<details><summary>1 file(s)</summary>"), "{md}");
+        assert!(
+            md.contains("| logs.x | `logs/x.log` | 5000 | 1000 | kept the newest 1000 bytes |"),
             "{md}"
         );
     }

@@ -18,7 +18,9 @@ pub const BUILTIN: &[(&str, &str)] = builtin![
     "workload",
     "shims",
     "profiles",
-    "audit"
+    "audit",
+    "config",
+    "logs"
 ];
 
 #[cfg(test)]

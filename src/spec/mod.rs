@@ -38,6 +38,8 @@ pub struct Spec {
     pub params: toml::Table,
     /// The file the spec came from, for error messages and listings.
     pub origin: String,
+    /// 0 to 100: under `--max-size`, higher-priority output is kept first.
+    pub priority: u8,
 }
 
 /// A spec file that could not be read or is not valid.
@@ -92,6 +94,7 @@ struct RawSpec {
     default: bool,
     #[serde(default)]
     params: toml::Table,
+    priority: Option<u8>,
 }
 
 fn default_true() -> bool {
@@ -171,6 +174,10 @@ fn validate(origin: &str, index: usize, raw: RawSpec) -> Result<Spec, SpecError>
     }
     kind.check_params(&raw.params)
         .map_err(|problem| invalid(origin, &at("params"), &problem))?;
+    if raw.priority.is_some_and(|p| p > 100) {
+        return Err(invalid(origin, &at("priority"), "must be 0 to 100"));
+    }
+    let priority = raw.priority.unwrap_or_else(|| default_priority(&raw.tags));
 
     Ok(Spec {
         name: raw.name,
@@ -182,7 +189,26 @@ fn validate(origin: &str, index: usize, raw: RawSpec) -> Result<Spec, SpecError>
         default: raw.default,
         params: raw.params,
         origin: origin.to_string(),
+        priority,
     })
+}
+
+/// The priority of a spec that sets none, by its tags: what the daemon
+/// says and how it is configured first, then the host, then logs, then bulky
+/// profiles.
+pub fn default_priority(tags: &[String]) -> u8 {
+    let has = |tag: &str| tags.iter().any(|t| t == tag);
+    if has("containerd") || has("config") {
+        80
+    } else if has("host") {
+        70
+    } else if has("logs") {
+        40
+    } else if has("profiles") {
+        30
+    } else {
+        50
+    }
 }
 
 fn invalid(origin: &str, key: &str, problem: &str) -> SpecError {
