@@ -7,7 +7,12 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let mut files: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir("proto")? {
+    // git keeps no empty folder: a checkout without own messages has no `proto/`.
+    let entries = match std::fs::read_dir("proto") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "proto") {
             files.push(path);
