@@ -21,7 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{Daemon, Series, shim_pids_for, unique_id};
 
@@ -157,7 +157,39 @@ fn rctr_diag_binary() -> Result<PathBuf, String> {
             binary.display()
         ));
     }
+    // Run directly rather than through cargo, the binary may predate the sources.
+    let built = modified(&binary).unwrap_or(SystemTime::UNIX_EPOCH);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["src", "collectors", "proto"] {
+        if let Some(newer) = newer_file(&repo.join(dir), built) {
+            return Err(format!(
+                "{} is older than {}: run the bench through `cargo bench --bench collect`, \
+                 which rebuilds it",
+                binary.display(),
+                newer.display()
+            ));
+        }
+    }
     Ok(binary)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).ok()?.modified().ok()
+}
+
+/// Returns a file under `dir` changed after `than`, if there is one.
+fn newer_file(dir: &Path, than: SystemTime) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(newer) = newer_file(&path, than) {
+                return Some(newer);
+            }
+        } else if modified(&path).is_some_and(|m| m > than) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// Returns the flags that turn collect's slow-by-design collectors off, as far as this
