@@ -162,6 +162,7 @@ fn workload_matches_ctr(series: Series) {
         .map(|p| p.as_u64().unwrap())
         .collect();
     assert_eq!(pids, ps);
+    assert_eq!(tasks["web"]["pids_from"], "cgroup", "{}", tasks["web"]);
     let metrics = &tasks["web"]["metrics"];
     assert!(
         metrics["type"]
