@@ -103,9 +103,7 @@ fn read(pid: u32, found_by: &'static str) -> Option<ProcessInfo> {
         status: process.status().to_string(),
         parent: process.parent().map(|p| p.as_u32()),
         uid: host::process_uid(pid),
-        start_time: chrono::DateTime::from_timestamp(process.start_time() as i64, 0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default(),
+        start_time: super::epoch_rfc3339(process.start_time()),
         run_time_seconds: process.run_time(),
         rss_bytes: process.memory(),
         virtual_bytes: process.virtual_memory(),

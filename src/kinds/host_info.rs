@@ -64,9 +64,7 @@ fn read() -> HostInfo {
         kernel: System::kernel_version(),
         arch: System::cpu_arch(),
         uptime_seconds: System::uptime(),
-        boot_time: chrono::DateTime::from_timestamp(boot as i64, 0)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default(),
+        boot_time: super::epoch_rfc3339(boot),
         cpus: Cpus {
             logical: system.cpus().len(),
             physical: System::physical_core_count(),

@@ -348,6 +348,13 @@ fn json_bytes<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>, Col
     Ok(data)
 }
 
+/// Formats seconds since the epoch as RFC 3339 UTC; empty when out of range.
+fn epoch_rfc3339(seconds: u64) -> String {
+    chrono::DateTime::from_timestamp(seconds as i64, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// Formats a protobuf timestamp as RFC 3339 UTC.
 pub(crate) fn rfc3339(ts: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)

@@ -715,9 +715,7 @@ fn shim_processes() -> Vec<ShimProcess> {
                 cmdline,
                 parent: p.parent().map(|p| p.as_u32()),
                 status: p.status().to_string(),
-                start_time: chrono::DateTime::from_timestamp(p.start_time() as i64, 0)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
+                start_time: super::epoch_rfc3339(p.start_time()),
                 run_time_seconds: p.run_time(),
                 rss_bytes: p.memory(),
                 virtual_bytes: p.virtual_memory(),
