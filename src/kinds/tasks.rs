@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::{CollectError, Context, Outcome, rfc3339};
 use crate::bundle::Output;
 use crate::proto::{cgroups_v1, cgroups_v2};
-use crate::source::error_chain;
+use crate::source::{cgroup, error_chain};
 
 /// One task as written to `<ns>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
         let cgroups: HashMap<String, String> = match ctx.containerd.containers(namespace).await {
             Ok(containers) => containers
                 .into_iter()
-                .filter_map(|c| Some((c.id, cgroups_path(&c.spec?.value)?)))
+                .filter_map(|c| Some((c.id, cgroup::spec_path_of(&c.spec?.value)?)))
                 .collect(),
             Err(_) => HashMap::new(),
         };
@@ -82,7 +82,7 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
                 let from_cgroup = cgroups
                     .get(&id)
                     .filter(|_| live)
-                    .and_then(|p| cgroup_procs(p));
+                    .and_then(|p| cgroup::procs(p));
                 let (pids, pids_from, pids_error) = match (live, from_cgroup) {
                     (false, _) => (None, None, None),
                     (true, Some(pids)) => (Some(pids), Some("cgroup".to_string()), None),
@@ -119,29 +119,6 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
         out.put_in(&format!("{namespace}.json"), data).await?;
     }
     Ok(Outcome::Done)
-}
-
-/// The cgroup path of an OCI spec, when it is a plain cgroupfs path.
-fn cgroups_path(spec: &[u8]) -> Option<String> {
-    let spec: Value = serde_json::from_slice(spec).ok()?;
-    let path = spec["linux"]["cgroupsPath"].as_str()?;
-    // systemd-managed paths ("slice:prefix:name") are not file paths.
-    (path.starts_with('/') && !path.contains(':')).then(|| path.to_string())
-}
-
-/// The pids listed in a cgroup's `cgroup.procs`, on cgroup v2 or in the v1
-/// pids (else memory) hierarchy.
-fn cgroup_procs(path: &str) -> Option<Vec<u32>> {
-    let relative = path.trim_start_matches('/');
-    ["", "pids/", "memory/", "unified/"]
-        .iter()
-        .find_map(|hierarchy| {
-            let file = format!("/sys/fs/cgroup/{hierarchy}{relative}/cgroup.procs");
-            let text = std::fs::read_to_string(file).ok()?;
-            let mut pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-            pids.sort_unstable();
-            Some(pids)
-        })
 }
 
 /// Pids requests queued at once; the containerd source bounds how many are

@@ -1,5 +1,6 @@
 //! Where collectors get their data from: one module per source.
 
+pub mod cgroup;
 pub mod containerd;
 pub mod debug;
 pub mod host;
