@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -101,7 +102,14 @@ fn shim_state_equals_ctr(series: Series) {
     let daemon = Daemon::start(series);
     let running = unique_id("running");
     let exited = unique_id("exited");
-    daemon.run_container(NS, &running, &["sleep", "3600"]);
+    // Two processes (busybox sh execs its last command), so the pid sets
+    // below are more than the init pid.
+    daemon.run_container(NS, &running, &["sh", "-c", "sleep 3600 & sleep 3600"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctr_tasks_ps(&daemon, &running).len() < 2 {
+        assert!(Instant::now() < deadline, "{running} did not fork");
+        thread::sleep(Duration::from_millis(50));
+    }
     daemon.run_container(NS, &exited, &["sh", "-c", "exit 3"]);
     wait_stopped(&daemon, &exited);
 
@@ -170,10 +178,19 @@ fn shim_state_equals_ctr(series: Series) {
     let exited_state = &task_record(&bundle, &exited)["state"]["ok"];
     assert_eq!(exited_state["status"], "STOPPED");
     assert_eq!(exited_state["exit_status"], 3);
-    assert_eq!(
-        task_record(&bundle, &running)["pids"]["ok"][0]["pid"],
-        ctr_shim_state(&daemon, &running)["pid"]
+    // By default the pids come from the task's cgroup, and they are the
+    // processes `ctr tasks ps` lists.
+    let record = task_record(&bundle, &running);
+    assert_eq!(record["pids_from"], "cgroup", "{record:#}");
+    assert!(
+        record["cgroups_path"]
+            .as_str()
+            .unwrap()
+            .ends_with(running.as_str())
     );
+    let ps = ctr_tasks_ps(&daemon, &running);
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    assert_eq!(pid_set(&record), ps);
 
     // Healthy shims of this daemon are not findings.
     let mine: Vec<Value> = shim_findings(&bundle)
@@ -182,6 +199,54 @@ fn shim_state_equals_ctr(series: Series) {
         .collect();
     assert!(mine.is_empty(), "{mine:#?}");
     assert!(report["orphans"].as_array().unwrap().is_empty());
+
+    // Asked to, the collector takes the pids from each shim instead: the
+    // same set.
+    let specs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        specs.path().join("site.toml"),
+        "[[collector]]\nname = \"site.shims\"\nkind = \"shims\"\n\
+         description = \"pids as each shim reports them\"\noutput = \"site-shims/\"\n\
+         timeout = \"20s\"\ntags = [\"site\"]\nparams = { pids = \"shim\" }\n",
+    )
+    .unwrap();
+    let dir = specs.path().to_str().unwrap();
+    let (run, bundle, _out) = collect_from(&daemon, &["--collectors", dir, "--only", "site"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = bundle.json("site-shims/shims.json");
+    let record = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["id"] == running.as_str())
+        .unwrap_or_else(|| panic!("no task {running} in {report:#}"));
+    assert_eq!(record["pids_from"], "shim", "{record:#}");
+    assert_eq!(pid_set(record), ctr_tasks_ps(&daemon, &running));
+}
+
+/// The pids `ctr tasks ps` lists for task `id`.
+fn ctr_tasks_ps(daemon: &Daemon, id: &str) -> BTreeSet<u64> {
+    daemon
+        .ctr_ns_ok(NS, &["tasks", "ps", id])
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The pids a task record of `shims.json` holds.
+fn pid_set(task: &Value) -> BTreeSet<u64> {
+    task["pids"]["ok"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pids: {task:#}"))
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect()
 }
 
 #[test]

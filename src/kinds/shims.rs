@@ -5,6 +5,13 @@
 //! pids and the OCI spec. This kind reads those files and then asks each
 //! shim directly over ttrpc (Connect, State, Pids), never containerd, so it
 //! answers when the daemon hangs or is down: that is when shims matter most.
+//!
+//! A runc shim answers `Pids` by running `runc ps`, one process per task,
+//! which reads the container's cgroup. By default (`pids = "cgroup"`) the
+//! kind reads that cgroup itself, from the `cgroupsPath` of the task's spec,
+//! and asks the shim only when the cgroup cannot be read; a node with
+//! hundreds of tasks is spared hundreds of runc runs, and the pids are there
+//! even when the shim is gone. `pids = "shim"` asks every shim.
 //! The shim processes are read from the kernel, and shim processes of this
 //! daemon without a task dir, and shim sockets nobody serves, are listed so
 //! the analyzer can point at leftovers.
@@ -37,7 +44,7 @@ use crate::proto::shim::task::{
 };
 use crate::source::state::{self, DirEntry, StateDir, TaskDir};
 use crate::source::ttrpc::{self, Client};
-use crate::source::{error_chain, host};
+use crate::source::{cgroup, error_chain, host};
 
 /// The task API of containerd 2.x shims.
 pub const TASK_V3: &str = "containerd.task.v3.Task";
@@ -60,6 +67,20 @@ pub struct Params {
     /// Deadline for each ttrpc call to a shim, e.g. "2s".
     #[serde(default = "default_call_timeout", with = "humantime_serde_str")]
     pub call_timeout: Duration,
+    /// Where each task's pids come from.
+    #[serde(default)]
+    pub pids: PidsFrom,
+}
+
+/// Where the shims kind takes a task's pids from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PidsFrom {
+    /// The task's cgroup; the shim's `Pids` when the cgroup cannot be read.
+    #[default]
+    Cgroup,
+    /// Always the shim's `Pids` (the shim runs `runc ps` for each).
+    Shim,
 }
 
 fn default_call_timeout() -> Duration {
@@ -126,6 +147,10 @@ pub struct ShimTask {
     pub connect: Call<ConnectInfo>,
     pub state: Call<StateInfo>,
     pub pids: Call<Vec<PidInfo>>,
+    /// `cgroup` (read from `cgroup.procs`) or `shim` (its `Pids` answer).
+    pub pids_from: Option<String>,
+    /// The cgroup the task's spec asks for, when it is a cgroupfs path.
+    pub cgroups_path: Option<String>,
     /// The shim process, when one was found.
     pub process: Option<ShimProcess>,
     /// How the shim process was found: `Connect` or `command line`.
@@ -228,7 +253,9 @@ pub async fn collect(
 ) -> Result<Outcome, CollectError> {
     let params: Params = super::decode_params(params).unwrap_or(Params {
         call_timeout: default_call_timeout(),
+        pids: PidsFrom::default(),
     });
+    let pids_from = params.pids;
     // Asking ends with time left to read the shim processes and write, before
     // this collector's timeout and before the run's deadline.
     let started = tokio::time::Instant::now();
@@ -251,7 +278,7 @@ pub async fn collect(
         let read = state::task_dirs(&located.path).map(|dirs| {
             dirs.into_iter()
                 .filter(|dir| keep(&dir.namespace))
-                .map(|dir| read_task(dir, redact))
+                .map(|dir| read_task(dir, redact, pids_from))
                 .collect::<Vec<_>>()
         });
         (located, read)
@@ -270,6 +297,7 @@ pub async fn collect(
         let (ns, id) = (task.namespace.clone(), task.id.clone());
         let address = task.address.clone();
         let api = api_hint(task.bootstrap.as_ref());
+        let ask_pids = task.pids_from.is_none();
         let limit = limit.clone();
         let timeout = params.call_timeout;
         probes.spawn(async move {
@@ -279,7 +307,7 @@ pub async fn collect(
                 .expect("semaphore is never closed");
             (
                 index,
-                probe(&ns, &id, address.as_deref(), api, timeout).await,
+                probe(&ns, &id, address.as_deref(), api, ask_pids, timeout).await,
             )
         });
     }
@@ -298,7 +326,10 @@ pub async fn collect(
         task.api = probe.api;
         task.connect = probe.connect;
         task.state = probe.state;
-        task.pids = probe.pids;
+        if task.pids_from.is_none() {
+            task.pids_from = probe.pids.ok().map(|_| "shim".to_string());
+            task.pids = probe.pids;
+        }
         answered[index] = true;
     }
     probes.abort_all();
@@ -308,7 +339,9 @@ pub async fn collect(
         if task.address.is_some() {
             task.connect = Call::Skipped(reason());
             task.state = Call::Skipped(reason());
-            task.pids = Call::Skipped(reason());
+            if task.pids_from.is_none() {
+                task.pids = Call::Skipped(reason());
+            }
         }
     }
 
@@ -347,9 +380,10 @@ fn api_hint(bootstrap: Option<&serde_json::Value>) -> Option<u64> {
     bootstrap?.get("version")?.as_u64()
 }
 
-/// Reads a task dir's files; returns the record (calls not made yet) and
-/// the spec to write, redacted unless asked not to.
-fn read_task(dir: TaskDir, redact: bool) -> (ShimTask, Option<Vec<u8>>) {
+/// Reads a task dir's files, and the task's cgroup when pids come from
+/// there; returns the record (calls not made yet) and the spec to write,
+/// redacted unless asked not to.
+fn read_task(dir: TaskDir, redact: bool, pids_from: PidsFrom) -> (ShimTask, Option<Vec<u8>>) {
     let mut errors = Vec::new();
     let mut file = |name: &str| -> Option<Vec<u8>> {
         match state::read_small_file(&dir.path.join(name)) {
@@ -386,23 +420,31 @@ fn read_task(dir: TaskDir, redact: bool) -> (ShimTask, Option<Vec<u8>>) {
         _ => (None, None),
     };
 
+    let spec = config_raw
+        .as_deref()
+        .map(serde_json::from_slice::<serde_json::Value>);
+    let cgroups_path = match &spec {
+        Some(Ok(spec)) => cgroup::spec_path(spec),
+        _ => None,
+    };
     let mut env_redacted = 0;
-    let config = config_raw.and_then(|data| {
-        if !redact {
-            return Some(data);
+    let config = match (config_raw, spec) {
+        (Some(data), _) if !redact => Some(data),
+        (_, Some(Ok(mut spec))) => {
+            env_redacted = redact_oci_spec(&mut spec);
+            Some(json_bytes(&spec))
         }
-        match serde_json::from_slice::<serde_json::Value>(&data) {
-            Ok(mut spec) => {
-                env_redacted = redact_oci_spec(&mut spec);
-                Some(json_bytes(&spec))
-            }
-            Err(err) => {
-                // Unparsed, the environment cannot be told apart: keep none of it.
-                errors.push(format!("config.json: not written, cannot redact it: {err}"));
-                None
-            }
+        (_, Some(Err(err))) => {
+            // Unparsed, the environment cannot be told apart: keep none of it.
+            errors.push(format!("config.json: not written, cannot redact it: {err}"));
+            None
         }
-    });
+        (_, None) => None,
+    };
+    let cgroup_pids = cgroups_path
+        .as_deref()
+        .filter(|_| pids_from == PidsFrom::Cgroup)
+        .and_then(cgroup::procs);
     let entries = state::list_entries(&dir.path).unwrap_or_else(|err| {
         errors.push(format!("listing: {err}"));
         Vec::new()
@@ -428,7 +470,19 @@ fn read_task(dir: TaskDir, redact: bool) -> (ShimTask, Option<Vec<u8>>) {
         api: None,
         connect: no_address(),
         state: no_address(),
-        pids: no_address(),
+        pids_from: cgroup_pids.as_ref().map(|_| "cgroup".to_string()),
+        pids: match cgroup_pids {
+            Some(pids) => Call::Ok(
+                pids.into_iter()
+                    .map(|pid| PidInfo {
+                        pid,
+                        info_type: None,
+                    })
+                    .collect(),
+            ),
+            None => no_address(),
+        },
+        cgroups_path,
         process: None,
         process_found_by: None,
     };
@@ -448,12 +502,13 @@ struct Probe {
 }
 
 /// Asks the shim at `address` about task `id`: Connect (which also picks
-/// the task API), then State and Pids.
+/// the task API), then State, then Pids when `ask_pids`.
 async fn probe(
     ns: &str,
     id: &str,
     address: Option<&str>,
     api: Option<u64>,
+    ask_pids: bool,
     timeout: Duration,
 ) -> Probe {
     let failed = |reason: String| Probe {
@@ -529,21 +584,25 @@ async fn probe(
         Err(err) => Call::Error(error_chain(&err)),
     };
     let request = PidsRequest { id: id.to_string() };
-    let pids = match client
-        .call::<_, PidsResponse>(service, "Pids", &request, timeout)
-        .await
-    {
-        Ok(answer) => Call::Ok(
-            answer
-                .processes
-                .into_iter()
-                .map(|p| PidInfo {
-                    pid: p.pid,
-                    info_type: p.info.map(|any| any.type_url),
-                })
-                .collect(),
-        ),
-        Err(err) => Call::Error(error_chain(&err)),
+    let pids = if !ask_pids {
+        Call::Skipped("read from the task's cgroup".to_string())
+    } else {
+        match client
+            .call::<_, PidsResponse>(service, "Pids", &request, timeout)
+            .await
+        {
+            Ok(answer) => Call::Ok(
+                answer
+                    .processes
+                    .into_iter()
+                    .map(|p| PidInfo {
+                        pid: p.pid,
+                        info_type: p.info.map(|any| any.type_url),
+                    })
+                    .collect(),
+            ),
+            Err(err) => Call::Error(error_chain(&err)),
+        }
     };
     let answered = connect.ok().is_some() || state.ok().is_some();
     Probe {
@@ -726,4 +785,22 @@ fn shim_processes() -> Vec<ShimProcess> {
         .collect();
     shims.sort_by_key(|p| p.pid);
     shims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(text: &str) -> Result<Params, String> {
+        super::super::decode_params(&text.parse::<toml::Table>().unwrap())
+    }
+
+    #[test]
+    fn pids_source_defaults_to_the_cgroup_and_names_a_wrong_value() {
+        assert_eq!(params("").unwrap().pids, PidsFrom::Cgroup);
+        assert_eq!(params("pids = \"shim\"").unwrap().pids, PidsFrom::Shim);
+        let err = params("pids = \"runc\"").unwrap_err();
+        assert!(err.contains("runc") && err.contains("cgroup"), "{err}");
+        assert!(check_params(&"pid = \"shim\"".parse().unwrap()).is_err());
+    }
 }
