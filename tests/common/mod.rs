@@ -110,6 +110,9 @@ pub struct DaemonOptions {
     pub cri: bool,
     /// TOML appended verbatim to the generated config; start it with a table header.
     pub extra_config: String,
+    /// Puts the daemon's root (content store, snapshots) on a tmpfs of this many bytes,
+    /// so a test can fill the filesystem that holds it.
+    pub root_tmpfs_bytes: Option<u64>,
 }
 
 impl DaemonOptions {
@@ -119,6 +122,7 @@ impl DaemonOptions {
             debug_socket: true,
             cri: false,
             extra_config: String::new(),
+            root_tmpfs_bytes: None,
         }
     }
 
@@ -199,9 +203,12 @@ impl Daemon {
         let log_path = dir.join("containerd.log");
         fs::write(&config_path, config_toml(&dir, options)).expect("write containerd config");
         let log = fs::File::create(&log_path).expect("create containerd.log");
+        if let Some(bytes) = options.root_tmpfs_bytes {
+            mount_tmpfs(&dir.join("root"), bytes);
+        }
 
         let started = Instant::now();
-        let child = Command::new(bin_dir.join("containerd"))
+        let spawned = Command::new(bin_dir.join("containerd"))
             .arg("--config")
             .arg(&config_path)
             .env(
@@ -212,8 +219,11 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup containerd.log"))
             .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin_dir.join("containerd").display()));
+            .spawn();
+        let child = spawned.unwrap_or_else(|e| {
+            unmount_under(&dir);
+            panic!("spawn {}: {e}", bin_dir.join("containerd").display())
+        });
 
         let mut daemon = Daemon {
             series,
@@ -780,6 +790,30 @@ fn delete_runc_leftovers(state: &Path) {
 }
 
 /// Lazily unmounts every mount at or below `dir`, deepest first.
+/// Mounts a tmpfs of `bytes` at `dir`, creating the folder; [`unmount_under`] removes it.
+fn mount_tmpfs(dir: &Path, bytes: u64) {
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let target = CString::new(dir.as_os_str().as_bytes()).expect("a path without NUL");
+    let options = CString::new(format!("size={bytes},mode=0711")).unwrap();
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let mounted = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            options.as_ptr().cast(),
+        )
+    };
+    if mounted != 0 {
+        panic!(
+            "mount a tmpfs at {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn unmount_under(dir: &Path) {
     // Mounts can be stacked; a few rounds take them all.
     for _ in 0..4 {
