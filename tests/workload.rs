@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::bundle::{
     Bundle, assert_manifest_lists_every_file, bundle_path, collect_from, rctr_diag, wait_output,
 };
-use common::{Daemon, IMAGE, Series, unique_id};
+use common::{Daemon, DaemonOptions, IMAGE, Series, unique_id};
 use serde_json::Value;
 
 const SECRET: &str = "s3cr3t-value-4711";
@@ -385,4 +385,219 @@ fn oom_kill_is_heard_during_the_window_on_1_7() {
 #[test]
 fn oom_kill_is_heard_during_the_window_on_2_1() {
     oom_kill_is_heard_during_the_window(Series::V2_1);
+}
+
+/// The size of the tmpfs that holds the troubled node's containerd root.
+const TROUBLED_ROOT_BYTES: u64 = 128 * 1024 * 1024;
+/// How much of that tmpfs the test fills.
+const TROUBLED_FILL_PERCENT: u64 = 90;
+/// Containers created and removed during the events window.
+const CHURN_RUNS: usize = 8;
+
+/// Fills the filesystem holding `dir` up to `percent` of its blocks with a file in `dir`.
+fn fill_to(dir: &std::path::Path, percent: u64) {
+    use std::io::Write as _;
+    let (total, free) = space(dir);
+    let target_free = total * (100 - percent) / 100;
+    let mut missing = free.saturating_sub(target_free);
+    let mut file = std::fs::File::create(dir.join("rctr-test-filler")).unwrap();
+    let chunk = vec![0x5a_u8; 1024 * 1024];
+    while missing > 0 {
+        let n = missing.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n]).unwrap();
+        missing -= n as u64;
+    }
+    file.sync_all().unwrap();
+}
+
+/// `(total bytes, free bytes)` of the filesystem holding `path`.
+fn space(path: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs is plain old data for which all-zero bytes are a valid value.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated and stat is writable for the call.
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) }, 0);
+    let block = stat.f_frsize as u64;
+    (stat.f_blocks as u64 * block, stat.f_bfree as u64 * block)
+}
+
+/// `df`'s own figure for the share of `path`'s filesystem in use.
+fn df_percent(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("df")
+        .args(["--output=pcent"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1).unwrap_or_else(|| panic!("df: {text}"));
+    line.trim().trim_end_matches('%').parse().unwrap()
+}
+
+/// The first finding titled `title`.
+fn finding(bundle: &Bundle, title: &str) -> Value {
+    bundle.json("summary.json")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["title"] == title)
+        .unwrap_or_else(|| panic!("no finding {title:?} in {:?}", titles(bundle)))
+        .clone()
+}
+
+/// Waits until `ctr snapshots usage KEY` reports at least `bytes`.
+fn wait_usage(daemon: &Daemon, ns: &str, key: &str, bytes: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let usage = daemon.ctr_ns_ok(ns, &["snapshots", "usage", key]);
+        let size = usage
+            .lines()
+            .skip(1)
+            .find_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f.first() == Some(&key)).then(|| human_bytes(f[1], f[2]))
+            })
+            .unwrap_or(0.0);
+        if size >= bytes {
+            return size;
+        }
+        assert!(Instant::now() < deadline, "{key} stays at {usage}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node in trouble: the disk under containerd's root nearly full, a paused
+/// task, a snapshot no container uses, a container that wrote into its root
+/// filesystem, and containers created and removed in a hurry while collect
+/// listens. Each becomes its finding, with figures that match ctr and df.
+fn troubled_node_yields_its_findings(series: Series) {
+    let options = DaemonOptions {
+        root_tmpfs_bytes: Some(TROUBLED_ROOT_BYTES),
+        ..DaemonOptions::new()
+    };
+    let daemon = Daemon::start_with(series, &options);
+    let ns = unique_id("wl");
+    let ns = ns.as_str();
+    daemon.run_container(ns, "frozen", &["sleep", "3600"]);
+    daemon.ctr_ns_ok(ns, &["tasks", "pause", "frozen"]);
+    let write = "dd if=/dev/zero of=/written bs=1M count=4 && sleep 3600";
+    daemon.run_container(ns, "writer", &["sh", "-c", write]);
+    daemon.ctr_ns_ok(ns, &["snapshots", "prepare", "stray"]);
+    wait_usage(&daemon, ns, "writer", 4.0 * 1024.0 * 1024.0);
+    fill_to(&daemon.root, TROUBLED_FILL_PERCENT);
+
+    // Churn in a namespace of its own, so no container of `ns` comes or goes
+    // between the container and snapshot lists.
+    let churn_ns = format!("{ns}-churn");
+    daemon.import_image(&churn_ns);
+    let out = tempfile::tempdir().unwrap();
+    let collect = rctr_diag()
+        .args(["collect", "--system-collectors", "/nonexistent"])
+        .args(["--only", "workload", "--events-for", "12s", "-a"])
+        .arg(&daemon.address)
+        .arg("-o")
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for k in 0..CHURN_RUNS {
+        let id = format!("churn-{k}");
+        daemon.ctr_ns_ok(&churn_ns, &["run", "--rm", IMAGE, &id, "true"]);
+    }
+    let run = wait_output(collect, Duration::from_secs(60));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bundle = Bundle::open(&bundle_path(&run));
+
+    // The paused task, as ctr sees it.
+    assert!(
+        daemon
+            .ctr_ns_ok(ns, &["tasks", "ls"])
+            .lines()
+            .any(|l| l.starts_with("frozen") && l.contains("PAUSED"))
+    );
+    let tasks = by_id(list(&bundle, &format!("containerd/tasks/{ns}.json")));
+    assert_eq!(tasks["frozen"]["status"], "paused");
+    finding(&bundle, &format!("task {ns}/frozen is paused"));
+
+    // The snapshot nobody uses.
+    let stray = finding(
+        &bundle,
+        &format!("1 active snapshot(s) in namespace {ns} belong to no container"),
+    );
+    assert_eq!(stray["evidence"], "overlayfs:stray");
+
+    // The largest active snapshot is the writer's, with ctr's size.
+    let largest = finding(&bundle, "largest active snapshots");
+    let evidence = largest["evidence"].as_str().unwrap();
+    let first = evidence.split("; ").next().unwrap();
+    let prefix = format!("{ns}/writer (");
+    let bytes: f64 = first
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(" bytes, container writer)"))
+        .unwrap_or_else(|| panic!("{evidence}"))
+        .parse()
+        .unwrap();
+    let theirs = wait_usage(&daemon, ns, "writer", 0.0);
+    assert!(
+        (bytes - theirs).abs() <= theirs * 0.05 + 1.0,
+        "{bytes} vs ctr's {theirs}"
+    );
+
+    // The full disk, as df sees it.
+    let filesystems = list(&bundle, "containerd/snapshots/filesystems.json");
+    let overlay = filesystems
+        .iter()
+        .find(|fs| fs["holds"] == "snapshotter overlayfs")
+        .expect("overlayfs is loaded");
+    let ours = overlay["used_percent"].as_f64().unwrap();
+    let df = df_percent(&daemon.root);
+    assert!((ours - df).abs() <= 2.0, "{ours}% vs df's {df}%");
+    let full = finding(
+        &bundle,
+        &format!("filesystem holding the snapshotter overlayfs is {ours:.0}% full"),
+    );
+    assert_eq!(full["severity"], "warning", "{full}");
+
+    // The churn, counted from the events the bundle holds.
+    let churn_types = [
+        "containerd.events.TaskCreate",
+        "containerd.events.TaskDelete",
+        "containerd.events.ContainerCreate",
+        "containerd.events.ContainerDelete",
+    ];
+    let counted = bundle
+        .text("containerd/events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| churn_types.contains(&e["type"].as_str().unwrap_or_default()))
+        .inspect(|e| assert_eq!(e["namespace"], churn_ns.as_str(), "{e}"))
+        .count();
+    assert!(counted >= 20, "only {counted} churn events");
+    let churn = finding(&bundle, "heavy container churn");
+    assert_eq!(
+        churn["evidence"],
+        format!("{counted} container/task creates and deletes during the events window")
+    );
+}
+
+#[test]
+fn troubled_node_yields_its_findings_on_1_6() {
+    troubled_node_yields_its_findings(Series::V1_6);
+}
+
+#[test]
+fn troubled_node_yields_its_findings_on_1_7() {
+    troubled_node_yields_its_findings(Series::V1_7);
+}
+
+#[test]
+fn troubled_node_yields_its_findings_on_2_1() {
+    troubled_node_yields_its_findings(Series::V2_1);
 }
