@@ -310,6 +310,12 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
     }
 }
 
+/// Reads a duration parameter written as text, e.g. `"2s"` or `"1m 30s"`.
+fn duration_param<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(de)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
 /// Decodes a spec's `params` table into a kind's typed parameters.
 fn decode_params<T: serde::de::DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
     T::deserialize(toml::Value::Table(params.clone())).map_err(|err| err.to_string())

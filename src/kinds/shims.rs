@@ -65,7 +65,7 @@ const BUDGET_SHARE: f32 = 0.6;
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Deadline for each ttrpc call to a shim, e.g. "2s".
-    #[serde(default = "default_call_timeout", with = "humantime_serde_str")]
+    #[serde(default = "default_call_timeout", deserialize_with = "super::duration_param")]
     pub call_timeout: Duration,
     /// Where each task's pids come from.
     #[serde(default)]
@@ -85,18 +85,6 @@ pub enum PidsFrom {
 
 fn default_call_timeout() -> Duration {
     Duration::from_secs(2)
-}
-
-/// Parses a humantime duration string in params.
-mod humantime_serde_str {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(de)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// What `shims.json` holds.

@@ -22,7 +22,7 @@ use crate::spec::Spec;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    #[serde(default = "default_budget", with = "humantime_serde_str")]
+    #[serde(default = "default_budget", deserialize_with = "super::duration_param")]
     pub usage_budget: Duration,
     #[serde(default = "default_concurrency")]
     pub usage_concurrency: usize,
@@ -34,17 +34,6 @@ fn default_budget() -> Duration {
 
 fn default_concurrency() -> usize {
     4
-}
-
-mod humantime_serde_str {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// Checks a spec's params table.
