@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::bundle::{Bundle, assert_manifest_lists_every_file, collect_from};
-use common::{Daemon, Series, unique_id};
+use common::{Daemon, Series, Stopped, unique_id};
 use serde_json::Value;
 
 const NS: &str = "rctr-shims";
@@ -79,17 +79,6 @@ fn shim_findings(bundle: &Bundle) -> Vec<Value> {
 }
 
 /// The pid of the live shim of this daemon started for task `id`.
-fn shim_pid_of(daemon: &Daemon, id: &str) -> u32 {
-    daemon
-        .shim_pids()
-        .into_iter()
-        .find(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            cmdline.split(|&b| b == 0).any(|arg| arg == id.as_bytes())
-        })
-        .unwrap_or_else(|| panic!("no shim for {id}"))
-}
-
 fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&format!("/proc/{pid}")).exists() {
@@ -336,7 +325,7 @@ fn killed_shim_is_a_finding(series: Series) {
     };
 
     // A running containerd notices a dead shim and removes its task dir.
-    let shim = shim_pid_of(&daemon, &cleaned);
+    let shim = daemon.shim_pid_of(&cleaned);
     sigkill(shim);
     wait_gone(shim);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -347,7 +336,7 @@ fn killed_shim_is_a_finding(series: Series) {
 
     // A hung one does not: the task dir stays and names a dead shim.
     daemon.freeze();
-    let shim = shim_pid_of(&daemon, &lost);
+    let shim = daemon.shim_pid_of(&lost);
     sigkill(shim);
     wait_gone(shim);
     let (_run, bundle, _out) = collect_from(&daemon, &["--only", "shims"]);
@@ -532,25 +521,13 @@ fn secrets_stay_out_unless_asked_on_2_1() {
     secrets_stay_out_unless_asked(Series::V2_1);
 }
 
-/// Resumes a process stopped by the test, also when the test fails.
-struct Stopped(u32);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        // SAFETY: kill has no memory preconditions; the pid is the test's shim.
-        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
-    }
-}
-
 fn silent_shim_does_not_answer(series: Series) {
     let daemon = Daemon::start(series);
     let id = unique_id("silent");
     daemon.run_container(NS, &id, &["sleep", "3600"]);
-    let shim = shim_pid_of(&daemon, &id);
+    let shim = daemon.shim_pid_of(&id);
 
-    let stopped = Stopped(shim);
-    // SAFETY: as in `Stopped`.
-    unsafe { libc::kill(shim as libc::pid_t, libc::SIGSTOP) };
+    let stopped = Stopped::stop(shim);
     let (run, bundle, _out) = collect_from(&daemon, &["--only", "shims"]);
     drop(stopped);
 
@@ -612,7 +589,7 @@ fn shim_without_task_dir_is_an_orphan(series: Series) {
     let daemon = Daemon::start(series);
     let id = unique_id("orphan");
     daemon.run_container(NS, &id, &["sleep", "3600"]);
-    let shim = shim_pid_of(&daemon, &id);
+    let shim = daemon.shim_pid_of(&id);
 
     let dir = task_dir(&daemon, &id);
     let moved = Moved {
@@ -684,10 +661,8 @@ fn shims_not_asked_in_time_are_said_so_and_the_rest_is_kept() {
     )
     .unwrap();
 
-    let shim = shim_pid_of(&daemon, &silent);
-    let stopped = Stopped(shim);
-    // SAFETY: as in `Stopped`.
-    unsafe { libc::kill(shim as libc::pid_t, libc::SIGSTOP) };
+    let shim = daemon.shim_pid_of(&silent);
+    let stopped = Stopped::stop(shim);
     let dir = specs.path().to_str().unwrap();
     let (run, bundle, _out) = collect_from(&daemon, &["--collectors", dir, "--only", "site"]);
     drop(stopped);

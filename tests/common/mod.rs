@@ -402,6 +402,18 @@ impl Daemon {
         shim_pids_for(&self.address)
     }
 
+    /// Returns the pid of the shim started for task `id` (a shim serving a group is
+    /// started for the group's first task); panics if there is none.
+    pub fn shim_pid_of(&self, id: &str) -> u32 {
+        self.shim_pids()
+            .into_iter()
+            .find(|pid| {
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                cmdline.split(|&b| b == 0).any(|arg| arg == id.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("no shim for {id}"))
+    }
+
     /// Kills every task and deletes every container, in every namespace. Err says which
     /// `ctr` call failed or hung; what follows it is skipped.
     fn remove_workloads(&self) -> Result<(), String> {
@@ -634,6 +646,26 @@ pub fn output_within(mut cmd: Command, timeout: Duration) -> Result<Output, Stri
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     })
+}
+
+/// A process the test stopped with SIGSTOP, as a hung shim looks; it resumes when this
+/// is dropped, also when the test fails.
+pub struct Stopped(u32);
+
+impl Stopped {
+    /// Stops `pid`, a process the test started (a shim of its own daemon).
+    pub fn stop(pid: u32) -> Stopped {
+        // SAFETY: kill has no memory preconditions; the pid is the test's own process.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as in `Stopped::stop`.
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
 }
 
 /// Returns the pids of live processes whose command line names `address` as an argument:
