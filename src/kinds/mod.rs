@@ -255,6 +255,7 @@ impl Kind {
         match self {
             Kind::ContainerdSnapshots => snapshots::check_params(params),
             Kind::Shims => shims::check_params(params),
+            Kind::ContainerdTasks => tasks::check_params(params),
             Kind::DebugPprof => debug_pprof::check(&decode_params(params)?),
             Kind::Audit => audit::Params::check(params),
             Kind::File => files::check_file(&decode_params(params)?),
@@ -282,7 +283,7 @@ impl Kind {
             Kind::HostInfo => host_info::collect(out).await,
             Kind::ContainerdProcess => containerd_process::collect(ctx, out).await,
             Kind::ContainerdContainers => containers::collect(ctx, out).await,
-            Kind::ContainerdTasks => tasks::collect(ctx, out).await,
+            Kind::ContainerdTasks => tasks::collect(ctx, spec, out).await,
             Kind::ContainerdSnapshots => snapshots::collect(ctx, spec, out).await,
             Kind::ContainerdEvents => events::collect(ctx, spec, out).await,
             Kind::Shims => shims::collect(ctx, &spec.params, spec.timeout, out).await,
@@ -308,6 +309,16 @@ fn no_params(kind: Kind, params: &toml::Table) -> Result<(), String> {
         Some(key) => Err(format!("kind {} takes no parameter {key:?}", kind.name())),
         None => Ok(()),
     }
+}
+
+/// When a kind that asks many things one by one stops asking: at `share`
+/// of its spec's timeout, and early enough before the run's deadline to
+/// write what it has.
+fn asking_ends(ctx: &Context, timeout: Duration, share: f32) -> tokio::time::Instant {
+    let started = tokio::time::Instant::now();
+    let to_write = timeout.mul_f32(1.0 - share).min(Duration::from_secs(1));
+    let run_end = tokio::time::Instant::from_std(ctx.deadline);
+    (started + timeout.mul_f32(share)).min(run_end.checked_sub(to_write).unwrap_or(started))
 }
 
 /// Reads a duration parameter written as text, e.g. `"2s"` or `"1m 30s"`.

@@ -65,7 +65,10 @@ const BUDGET_SHARE: f32 = 0.6;
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Deadline for each ttrpc call to a shim, e.g. "2s".
-    #[serde(default = "default_call_timeout", deserialize_with = "super::duration_param")]
+    #[serde(
+        default = "default_call_timeout",
+        deserialize_with = "super::duration_param"
+    )]
     pub call_timeout: Duration,
     /// Where each task's pids come from.
     #[serde(default)]
@@ -244,15 +247,8 @@ pub async fn collect(
         pids: PidsFrom::default(),
     });
     let pids_from = params.pids;
-    // Asking ends with time left to read the shim processes and write, before
-    // this collector's timeout and before the run's deadline.
-    let started = tokio::time::Instant::now();
-    let before_deadline = spec_timeout
-        .mul_f32(1.0 - BUDGET_SHARE)
-        .min(Duration::from_secs(1));
-    let run_end = tokio::time::Instant::from_std(ctx.deadline);
-    let budget = (started + spec_timeout.mul_f32(BUDGET_SHARE))
-        .min(run_end.checked_sub(before_deadline).unwrap_or(started));
+    // Asking ends with time left to read the shim processes and write.
+    let budget = super::asking_ends(ctx, spec_timeout, BUDGET_SHARE);
     let address = ctx.containerd.address().to_path_buf();
     let flag = ctx.state_dir.clone();
     let redact = ctx.redact;
