@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::bundle::{
     Bundle, assert_manifest_lists_every_file, bundle_path, collect_from, rctr_diag, wait_output,
 };
-use common::{Daemon, DaemonOptions, IMAGE, Series, unique_id};
+use common::{Daemon, DaemonOptions, IMAGE, Series, Stopped, unique_id};
 use serde_json::Value;
 
 const SECRET: &str = "s3cr3t-value-4711";
@@ -600,4 +600,98 @@ fn troubled_node_yields_its_findings_on_1_7() {
 #[test]
 fn troubled_node_yields_its_findings_on_2_1() {
     troubled_node_yields_its_findings(Series::V2_1);
+}
+
+/// Tasks of one shim that all go silent at once (the shim stopped with
+/// SIGSTOP) hold up containerd's whole-namespace list and metrics; the
+/// tasks collector asks task by task instead and still lists every task,
+/// as `ctr tasks ls` does, with the healthy one's pids and metrics.
+fn silent_shim_does_not_cost_the_task_list(series: Series) {
+    let daemon = Daemon::start(series);
+    let ns = unique_id("wl");
+    let ns = ns.as_str();
+    let group = format!("io.containerd.runc.v2.group={}", unique_id("g"));
+    let silent = ["silent-0", "silent-1", "silent-2"];
+    for id in silent {
+        daemon.run_container_with(ns, id, &["--label", &group], &["sleep", "3600"]);
+    }
+    daemon.run_container(ns, "healthy", &["sleep", "3600"]);
+    let ps: BTreeSet<u64> = daemon
+        .ctr_ns_ok(ns, &["tasks", "ps", "healthy"])
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+
+    let stopped = Stopped::stop(daemon.shim_pid_of(silent[0]));
+    let (run, bundle, _out) = collect_from(&daemon, &["--only", "workload.tasks"]);
+    let ctr_tasks = daemon.ctr_ns_ok(ns, &["tasks", "ls"]);
+    drop(stopped);
+
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(bundle.collector("workload.tasks")["status"], "ok");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("asking task by task"), "{stderr}");
+    assert!(stderr.contains("metrics task by task"), "{stderr}");
+
+    // The same tasks and statuses as ctr, which waits on the silent shim.
+    let tasks = by_id(list(&bundle, &format!("containerd/tasks/{ns}.json")));
+    let theirs: BTreeMap<String, String> = ctr_tasks
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f[0].to_string(), f[2].to_lowercase())
+        })
+        .collect();
+    let ours: BTreeMap<String, String> = tasks
+        .iter()
+        .map(|(id, t)| (id.clone(), t["status"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(ours, theirs);
+    for id in silent {
+        assert_eq!(tasks[id]["status"], "unknown", "{}", tasks[id]);
+        assert!(
+            titles(&bundle).contains(&format!("task {ns}/{id} is in UNKNOWN state")),
+            "{:?}",
+            titles(&bundle)
+        );
+    }
+
+    // The healthy task lost nothing.
+    let healthy = &tasks["healthy"];
+    let pids: BTreeSet<u64> = healthy["pids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pids: {healthy}"))
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, ps);
+    assert!(
+        healthy["metrics"]["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("io.containerd.cgroups.v")),
+        "{healthy}"
+    );
+    assert!(healthy.get("metrics_error").is_none(), "{healthy}");
+}
+
+#[test]
+fn silent_shim_does_not_cost_the_task_list_on_1_6() {
+    silent_shim_does_not_cost_the_task_list(Series::V1_6);
+}
+
+#[test]
+fn silent_shim_does_not_cost_the_task_list_on_1_7() {
+    silent_shim_does_not_cost_the_task_list(Series::V1_7);
+}
+
+#[test]
+fn silent_shim_does_not_cost_the_task_list_on_2_1() {
+    silent_shim_does_not_cost_the_task_list(Series::V2_1);
 }

@@ -22,7 +22,10 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
                 "unknown" => findings.push(finding(
                     Severity::Critical,
                     format!("task {name} is in UNKNOWN state"),
-                    format!("pid {} as last known", task.pid),
+                    match &task.state_error {
+                        Some(error) => error.clone(),
+                        None => format!("pid {} as last known", task.pid),
+                    },
                     "containerd cannot reach the task's shim: check the shim process and its \
                      socket (shim collectors), and the daemon's log around the time it was lost.",
                 )),

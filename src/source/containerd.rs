@@ -24,13 +24,13 @@ use containerd_client::services::v1::snapshots::{
 use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::version_client::VersionClient;
 use containerd_client::services::v1::{
-    Container, Image, ListContainersRequest, ListImagesRequest, ListNamespacesRequest,
+    Container, GetRequest, Image, ListContainersRequest, ListImagesRequest, ListNamespacesRequest,
     ListPidsRequest, ListTasksRequest, MetricsRequest, Namespace, Plugin, PluginsRequest,
     ServerResponse, SubscribeRequest,
 };
 use containerd_client::types::v1::Process;
 use containerd_client::types::{Envelope, Metric};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 use tonic::transport::{Channel, Endpoint};
 
 /// containerd's own limit on a gRPC message.
@@ -86,6 +86,15 @@ pub enum ContainerdError {
         rpc: &'static str,
         #[source]
         source: tonic::Status,
+    },
+    #[error(
+        "{rpc} got no answer from containerd at {path} within {}",
+        humantime::format_duration(*limit)
+    )]
+    Deadline {
+        path: PathBuf,
+        rpc: &'static str,
+        limit: Duration,
     },
     #[error("{rpc} failed on containerd at {path}")]
     Rpc {
@@ -176,13 +185,49 @@ impl Containerd {
         Ok(response.into_inner().containers)
     }
 
-    /// Calls `Tasks.List` in `namespace`.
-    pub async fn tasks(&self, namespace: &str) -> Result<Vec<Process>, ContainerdError> {
+    /// Calls `Tasks.List` in `namespace`, waiting at most `limit`.
+    ///
+    /// containerd asks every task's shim for its state, one after another,
+    /// giving each two seconds: a few silent shims make the list slow.
+    pub async fn tasks(
+        &self,
+        namespace: &str,
+        limit: Duration,
+    ) -> Result<Vec<Process>, ContainerdError> {
         let mut client =
             TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
         let request = namespaced(ListTasksRequest::default(), namespace);
-        let response = self.call("Tasks.List", client.list(request)).await?;
+        let response = self
+            .call_within("Tasks.List", limit, client.list(request))
+            .await?;
         Ok(response.into_inner().tasks)
+    }
+
+    /// Calls `Tasks.Get` for the task of container `id`, waiting at most
+    /// `limit`; `None` when the container has no task.
+    pub async fn task(
+        &self,
+        namespace: &str,
+        id: &str,
+        limit: Duration,
+    ) -> Result<Option<Process>, ContainerdError> {
+        let mut client =
+            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let request = GetRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        };
+        let request = namespaced(request, namespace);
+        match self
+            .call_within("Tasks.Get", limit, client.get(request))
+            .await
+        {
+            Ok(response) => Ok(response.into_inner().process),
+            Err(ContainerdError::Rpc { source, .. }) if source.code() == tonic::Code::NotFound => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Calls `Images.List` in `namespace`.
@@ -210,8 +255,13 @@ impl Containerd {
         Ok(names)
     }
 
-    /// Calls `Tasks.ListPids` for one task.
-    pub async fn task_pids(&self, namespace: &str, id: &str) -> Result<Vec<u32>, ContainerdError> {
+    /// Calls `Tasks.ListPids` for one task, waiting at most `limit`.
+    pub async fn task_pids(
+        &self,
+        namespace: &str,
+        id: &str,
+        limit: Duration,
+    ) -> Result<Vec<u32>, ContainerdError> {
         let mut client =
             TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
         let request = ListPidsRequest {
@@ -219,7 +269,7 @@ impl Containerd {
         };
         let request = namespaced(request, namespace);
         let response = self
-            .call("Tasks.ListPids", client.list_pids(request))
+            .call_within("Tasks.ListPids", limit, client.list_pids(request))
             .await?;
         Ok(response
             .into_inner()
@@ -229,12 +279,23 @@ impl Containerd {
             .collect())
     }
 
-    /// Calls `Tasks.Metrics` for every task of `namespace`.
-    pub async fn task_metrics(&self, namespace: &str) -> Result<Vec<Metric>, ContainerdError> {
+    /// Calls `Tasks.Metrics` for the tasks of `namespace` that match
+    /// `filters` (all when empty), waiting at most `limit`.
+    ///
+    /// containerd asks the shims one after another and waits on each as
+    /// long as the call lasts: one silent shim holds up the whole answer.
+    pub async fn task_metrics(
+        &self,
+        namespace: &str,
+        filters: Vec<String>,
+        limit: Duration,
+    ) -> Result<Vec<Metric>, ContainerdError> {
         let mut client =
             TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
-        let request = namespaced(MetricsRequest::default(), namespace);
-        let response = self.call("Tasks.Metrics", client.metrics(request)).await?;
+        let request = namespaced(MetricsRequest { filters }, namespace);
+        let response = self
+            .call_within("Tasks.Metrics", limit, client.metrics(request))
+            .await?;
         Ok(response.into_inner().metrics)
     }
 
@@ -312,12 +373,35 @@ impl Containerd {
         rpc: &'static str,
         request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, ContainerdError> {
-        let _slot = self
-            .calls
+        let _slot = self.slot().await;
+        request.await.map_err(|status| self.classify(rpc, status))
+    }
+
+    /// [`Containerd::call`] that gives up once the daemon has not answered
+    /// within `limit`; the wait for a slot does not count.
+    pub async fn call_within<T>(
+        &self,
+        rpc: &'static str,
+        limit: Duration,
+        request: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, ContainerdError> {
+        let _slot = self.slot().await;
+        match tokio::time::timeout(limit, request).await {
+            Ok(answer) => answer.map_err(|status| self.classify(rpc, status)),
+            Err(_) => Err(ContainerdError::Deadline {
+                path: self.address.clone(),
+                rpc,
+                limit,
+            }),
+        }
+    }
+
+    /// Waits for a slot of the bound on calls in flight.
+    async fn slot(&self) -> SemaphorePermit<'_> {
+        self.calls
             .acquire()
             .await
-            .expect("the semaphore is never closed");
-        request.await.map_err(|status| self.classify(rpc, status))
+            .expect("the semaphore is never closed")
     }
 
     /// Names a failed call the way every other call is named.
