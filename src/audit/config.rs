@@ -16,9 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::source::host;
 
-/// containerd's default config path.
-pub const DEFAULT_PATH: &str = "/etc/containerd/config.toml";
-
 /// How the config path was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,43 +61,7 @@ pub enum ConfigError {
 /// Finds the config path of the daemon listening on `address` from its
 /// command line, if one is named there.
 pub fn from_daemon(address: &Path) -> Option<PathBuf> {
-    let pid = host::socket_owner(address).ok()??;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    let path = config_flag(&args)?;
-    let path = PathBuf::from(path);
-    if path.is_absolute() {
-        return Some(path);
-    }
-    // A relative path is relative to the daemon's working directory.
-    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    Some(cwd.join(path))
-}
-
-/// The value of `--config`/`-c` in a command line (`--config X`,
-/// `--config=X`, `-c X`, `-c=X`); the last one wins, as in containerd.
-fn config_flag(args: &[String]) -> Option<String> {
-    let mut found = None;
-    let mut args = args.iter().skip(1);
-    while let Some(arg) = args.next() {
-        let arg = arg.as_str();
-        if arg == "--" {
-            break;
-        }
-        let long = arg.strip_prefix("--config").or(arg.strip_prefix("-config"));
-        let short = arg.strip_prefix("-c");
-        for rest in [long, short].into_iter().flatten() {
-            if rest.is_empty() {
-                found = args.next().cloned();
-            } else if let Some(value) = rest.strip_prefix('=') {
-                found = Some(value.to_string());
-            }
-        }
-    }
-    found
+    host::daemon_config(host::socket_owner(address).ok()??)
 }
 
 /// Loads `path` and, transitively, every file it imports.
@@ -196,36 +157,6 @@ fn clean(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(String::from).collect()
-    }
-
-    #[test]
-    fn config_flag_forms() {
-        assert_eq!(
-            config_flag(&args("containerd --config /a.toml")),
-            Some("/a.toml".into())
-        );
-        assert_eq!(
-            config_flag(&args("containerd --config=/b.toml --log-level debug")),
-            Some("/b.toml".into())
-        );
-        assert_eq!(
-            config_flag(&args("containerd -c /c.toml")),
-            Some("/c.toml".into())
-        );
-        assert_eq!(
-            config_flag(&args("containerd -c=/d.toml")),
-            Some("/d.toml".into())
-        );
-        assert_eq!(config_flag(&args("containerd --log-level debug")), None);
-        assert_eq!(
-            config_flag(&args("containerd --cgroup x")),
-            None,
-            "a longer flag starting with -c is not -c"
-        );
-    }
 
     #[test]
     fn imports_resolve_relative_with_globs_once() {

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::unreported_note;
-use crate::source::{Containerd, DaemonVersion, error_chain};
+use crate::source::{Containerd, DaemonVersion, error_chain, host};
 use config::FoundBy;
 use rules::{Content, RULES, Release, Rule};
 
@@ -380,7 +380,7 @@ fn read_config(
         Some(path) => (path.clone(), FoundBy::Flag),
         None => match config::from_daemon(address) {
             Some(path) => (path, FoundBy::DaemonCommandLine),
-            None => (PathBuf::from(config::DEFAULT_PATH), FoundBy::Default),
+            None => (PathBuf::from(host::DEFAULT_CONFIG), FoundBy::Default),
         },
     };
     let mut part = ConfigPart {

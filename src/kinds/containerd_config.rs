@@ -20,9 +20,6 @@ use super::{CollectError, Context, Outcome};
 use crate::bundle::Output;
 use crate::source::host;
 
-/// Where containerd looks for its config when not told.
-const DEFAULT_CONFIG: &str = "/etc/containerd/config.toml";
-
 /// At most this many imported files.
 const MAX_IMPORTS: usize = 64;
 
@@ -100,49 +97,19 @@ pub async fn collect(ctx: &Context, out: &Output) -> Result<Outcome, CollectErro
 fn locate(address: &Path) -> (PathBuf, String, Option<u32>) {
     let Ok(Some(pid)) = host::socket_owner(address) else {
         return (
-            DEFAULT_CONFIG.into(),
+            host::DEFAULT_CONFIG.into(),
             "default path: no process found on the socket".into(),
             None,
         );
     };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let args: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    match config_flag(&args) {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            // A relative path is relative to the daemon's working folder.
-            let path = if path.is_absolute() {
-                path
-            } else {
-                PathBuf::from(format!("/proc/{pid}/cwd")).join(path)
-            };
-            (path, format!("--config of process {pid}"), Some(pid))
-        }
+    match host::daemon_config(pid) {
+        Some(path) => (path, format!("--config of process {pid}"), Some(pid)),
         None => (
-            DEFAULT_CONFIG.into(),
+            host::DEFAULT_CONFIG.into(),
             format!("default path: process {pid} has no --config"),
             Some(pid),
         ),
     }
-}
-
-/// The value of `--config`/`-c` in a command line.
-fn config_flag(args: &[String]) -> Option<String> {
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        if arg == "--config" || arg == "-c" || arg == "-config" {
-            return iter.next().cloned();
-        }
-        for prefix in ["--config=", "-c=", "-config="] {
-            if let Some(value) = arg.strip_prefix(prefix) {
-                return Some(value.to_string());
-            }
-        }
-    }
-    None
 }
 
 /// The files a config's `imports` name, globs expanded.
@@ -165,30 +132,6 @@ fn imports_of(config: &Path, text: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn finds_the_config_flag_in_every_spelling() {
-        assert_eq!(
-            config_flag(&args(&["containerd", "--config", "/a"])),
-            Some("/a".into())
-        );
-        assert_eq!(
-            config_flag(&args(&["containerd", "-c", "/b"])),
-            Some("/b".into())
-        );
-        assert_eq!(
-            config_flag(&args(&["containerd", "--config=/c"])),
-            Some("/c".into())
-        );
-        assert_eq!(
-            config_flag(&args(&["containerd", "--log-level", "debug"])),
-            None
-        );
-    }
 
     #[test]
     fn expands_relative_and_globbed_imports() {

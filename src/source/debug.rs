@@ -23,10 +23,10 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
+use crate::source::host;
+
 /// The socket containerd's `ctr pprof` assumes.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/debug.sock";
-/// Where containerd reads its config when not told otherwise.
-pub const DEFAULT_CONFIG: &str = "/etc/containerd/config.toml";
 /// The largest body accepted from the debug socket.
 const MAX_BODY: usize = 512 * 1024 * 1024;
 
@@ -156,8 +156,8 @@ pub fn resolve(explicit: Option<&Path>, pid: Option<u32>) -> DebugAddress {
         };
     }
     let config = pid
-        .and_then(config_of)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        .and_then(host::daemon_config)
+        .unwrap_or_else(|| PathBuf::from(host::DEFAULT_CONFIG));
     let text = std::fs::read_to_string(&config).ok();
     let configured = text.as_deref().and_then(address_in_config);
     let readable = text.is_some().then(|| config.clone());
@@ -176,41 +176,6 @@ pub fn resolve(explicit: Option<&Path>, pid: Option<u32>) -> DebugAddress {
             config: readable,
         },
     }
-}
-
-/// The config file on process `pid`'s command line (`--config`, `-c`).
-fn config_of(pid: u32) -> Option<PathBuf> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    let path = config_arg(&args)?;
-    let path = PathBuf::from(path);
-    if path.is_absolute() {
-        Some(path)
-    } else {
-        // Relative to the daemon's working directory, not ours.
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-        Some(cwd.join(path))
-    }
-}
-
-/// The value of `--config`/`-c` in a command line, in any spelling the
-/// daemon's flag parser accepts.
-pub fn config_arg(args: &[String]) -> Option<String> {
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        for flag in ["--config", "-config", "-c", "--c"] {
-            if arg == flag {
-                return iter.next().cloned();
-            }
-            if let Some(value) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                return Some(value.to_string());
-            }
-        }
-    }
-    None
 }
 
 /// The debug address a config file sets: `[debug] address`, or from config
@@ -245,28 +210,6 @@ pub fn enabling_lines(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(str::to_string).collect()
-    }
-
-    #[test]
-    fn reads_the_config_flag_in_every_spelling() {
-        assert_eq!(
-            config_arg(&args("containerd --config /a.toml")),
-            Some("/a.toml".into())
-        );
-        assert_eq!(
-            config_arg(&args("containerd -c /b.toml")),
-            Some("/b.toml".into())
-        );
-        assert_eq!(
-            config_arg(&args("containerd --config=/c.toml")),
-            Some("/c.toml".into())
-        );
-        assert_eq!(config_arg(&args("containerd --log-level debug")), None);
-        assert_eq!(config_arg(&args("containerd --config")), None);
-    }
 
     #[test]
     fn finds_the_address_in_both_config_layouts() {

@@ -1,5 +1,5 @@
 //! The host as a source of data: sysinfo for machine facts, `/proc` for
-//! finding which process serves a unix socket.
+//! finding which process serves a unix socket and how it was started.
 //!
 //! Nothing here talks to containerd, so it keeps working when the daemon
 //! hangs. The socket owner is found through the kernel's socket table
@@ -9,7 +9,12 @@
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The config file containerd reads when its command line names none.
+pub const DEFAULT_CONFIG: &str = "/etc/containerd/config.toml";
+/// The spellings of containerd's config flag its flag parser accepts.
+const CONFIG_FLAGS: [&str; 4] = ["--config", "-config", "-c", "--c"];
 
 /// Finds the pid of the process that holds the listening unix socket bound
 /// at `path`, or `None` when no process does.
@@ -94,9 +99,111 @@ pub fn process_uid(pid: u32) -> Option<u32> {
         .map(|meta| meta.uid())
 }
 
+/// The arguments process `pid` was started with, if readable.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect(),
+    )
+}
+
+/// The value of the flag spelled as any of `names` in a command line, given
+/// as `NAME VALUE` or `NAME=VALUE`. As in containerd's flag parser the last
+/// one wins and `--` ends the flags.
+pub fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
+    let mut found = None;
+    let mut args = args.iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        for name in names {
+            if arg == name {
+                if let Some(value) = args.next() {
+                    found = Some(value.clone());
+                }
+                break;
+            }
+            if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                found = Some(value.to_string());
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// The config file a containerd command line names (`--config`, `-c`). A
+/// relative path is relative to the daemon's working folder, read from
+/// `/proc/<pid>/cwd` when `pid` is given.
+pub fn config_in(args: &[String], pid: Option<u32>) -> Option<PathBuf> {
+    let path = PathBuf::from(flag_value(args, &CONFIG_FLAGS)?);
+    match pid {
+        Some(pid) if path.is_relative() => {
+            let cwd = fs::read_link(format!("/proc/{pid}/cwd"))
+                .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/cwd")));
+            Some(cwd.join(path))
+        }
+        _ => Some(path),
+    }
+}
+
+/// The config file daemon process `pid` was started with, when its command
+/// line names one.
+pub fn daemon_config(pid: u32) -> Option<PathBuf> {
+    config_in(&cmdline(pid)?, Some(pid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn config_flag_in_every_spelling_the_daemon_takes() {
+        for line in [
+            "containerd --config /a.toml",
+            "containerd -c /a.toml",
+            "containerd -config /a.toml",
+            "containerd --c /a.toml",
+            "containerd --config=/a.toml",
+            "containerd -c=/a.toml",
+            "containerd --log-level debug --config /a.toml --address /s",
+        ] {
+            assert_eq!(
+                config_in(&args(line), None),
+                Some("/a.toml".into()),
+                "{line}"
+            );
+        }
+        assert_eq!(config_in(&args("containerd --log-level debug"), None), None);
+        assert_eq!(config_in(&args("containerd --config"), None), None);
+        assert_eq!(config_in(&args("containerd -cfoo"), None), None);
+        assert_eq!(config_in(&args("containerd --cgroup x"), None), None);
+        assert_eq!(config_in(&args("containerd --conf /a.toml"), None), None);
+    }
+
+    #[test]
+    fn the_last_config_flag_wins_and_double_dash_ends_the_flags() {
+        let line = "containerd -c /first.toml --config=/second.toml";
+        assert_eq!(config_in(&args(line), None), Some("/second.toml".into()));
+        let line = "containerd -c /first.toml -- --config /after.toml";
+        assert_eq!(config_in(&args(line), None), Some("/first.toml".into()));
+    }
+
+    #[test]
+    fn a_relative_config_is_read_from_the_daemons_working_folder() {
+        let cwd = std::env::current_dir().unwrap();
+        let line = "containerd --config conf/c.toml";
+        let found = config_in(&args(line), Some(std::process::id()));
+        assert_eq!(found, Some(cwd.join("conf/c.toml")));
+    }
 
     #[test]
     fn finds_this_process_as_owner_of_its_listener() {

@@ -14,8 +14,6 @@ use crate::source::host;
 
 /// Where containerd keeps its state when nothing says otherwise.
 pub const DEFAULT_STATE: &str = "/run/containerd";
-/// Where containerd reads its config when started without `--config`.
-pub const DEFAULT_CONFIG: &str = "/etc/containerd/config.toml";
 /// The runtime v2 plugin's folder under the state dir.
 pub const TASK_DIR: &str = "io.containerd.runtime.v2.task";
 /// The largest task bundle file read; OCI specs are a few KiB.
@@ -40,58 +38,31 @@ pub fn locate(flag: Option<&Path>, address: &Path) -> StateDir {
     let from_daemon = host::socket_owner(address)
         .ok()
         .flatten()
-        .and_then(|pid| from_command_line(&read_cmdline(pid)?));
+        .and_then(|pid| from_command_line(&host::cmdline(pid)?, Some(pid)));
     from_daemon.unwrap_or_else(|| StateDir {
         path: PathBuf::from(DEFAULT_STATE),
         found_by: "default".into(),
     })
 }
 
-fn read_cmdline(pid: u32) -> Option<Vec<String>> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|&b| b == 0)
-            .filter(|arg| !arg.is_empty())
-            .map(|arg| String::from_utf8_lossy(arg).into_owned())
-            .collect(),
-    )
-}
-
 /// Reads the state dir from containerd's arguments: `--state`, else the
 /// `state` key of the `--config`/`-c` file (or the default config file).
-fn from_command_line(args: &[String]) -> Option<StateDir> {
-    if let Some(state) = flag_value(args, &["--state", "-state"]) {
+/// `pid` is the daemon's, for a config path relative to its working folder.
+fn from_command_line(args: &[String], pid: Option<u32>) -> Option<StateDir> {
+    if let Some(state) = host::flag_value(args, &["--state", "-state"]) {
         return Some(StateDir {
             path: PathBuf::from(state),
             found_by: "daemon --state".into(),
         });
     }
-    let config = flag_value(args, &["--config", "-config", "-c", "--c"])
-        .unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+    let config = host::config_in(args, pid).unwrap_or_else(|| PathBuf::from(host::DEFAULT_CONFIG));
     let text = fs::read_to_string(&config).ok()?;
     let table: toml::Table = text.parse().ok()?;
     let state = table.get("state")?.as_str()?;
     Some(StateDir {
         path: PathBuf::from(state),
-        found_by: format!("state in {config}"),
+        found_by: format!("state in {}", config.display()),
     })
-}
-
-/// The value of the first of `names` in `args`, as `NAME VALUE` or
-/// `NAME=VALUE` (Go's flag package takes both, with one or two dashes).
-fn flag_value(args: &[String], names: &[&str]) -> Option<String> {
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        for name in names {
-            if arg == name {
-                return iter.next().cloned();
-            }
-            if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
-                return Some(value.to_string());
-            }
-        }
-    }
-    None
 }
 
 /// A task bundle directory: `<state>/io.containerd.runtime.v2.task/<ns>/<id>`.
@@ -203,9 +174,9 @@ mod tests {
 
     #[test]
     fn state_flag_wins_in_both_spellings() {
-        let found = from_command_line(&args(&["containerd", "--state", "/s1"])).unwrap();
+        let found = from_command_line(&args(&["containerd", "--state", "/s1"]), None).unwrap();
         assert_eq!(found.path, Path::new("/s1"));
-        let found = from_command_line(&args(&["containerd", "--state=/s2"])).unwrap();
+        let found = from_command_line(&args(&["containerd", "--state=/s2"]), None).unwrap();
         assert_eq!(found.path, Path::new("/s2"));
     }
 
@@ -219,11 +190,11 @@ mod tests {
         )
         .unwrap();
         let config = config.to_str().unwrap();
-        let found = from_command_line(&args(&["containerd", "-c", config])).unwrap();
+        let found = from_command_line(&args(&["containerd", "-c", config]), None).unwrap();
         assert_eq!(found.path, Path::new("/x/state"));
         assert!(found.found_by.contains(config));
         let with_eq = format!("--config={config}");
-        let found = from_command_line(&args(&["containerd", &with_eq])).unwrap();
+        let found = from_command_line(&args(&["containerd", &with_eq]), None).unwrap();
         assert_eq!(found.path, Path::new("/x/state"));
     }
 
