@@ -22,7 +22,7 @@ use crate::bundle::{BundleWriter, resolve_target, spawn_writer};
 use crate::engine;
 use crate::kinds::Context;
 use crate::report::{Counts, Summary};
-use crate::source::{Containerd, debug, host};
+use crate::source::{Containerd, Silence, debug, host};
 use crate::spec::{self, Selection, Spec};
 
 /// Where operators put their own collector specs.
@@ -156,6 +156,11 @@ struct CollectArgs {
     /// At most this many calls in flight to containerd at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     max_calls: usize,
+    /// Count containerd as hung when a Version call gets no answer this
+    /// long: its other calls then end at once instead of each waiting out
+    /// its collector's timeout (0 turns the check off).
+    #[arg(long, default_value = "4s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    hung_after: Duration,
     /// Print a JSON object (bundle path, collector counts, findings) instead
     /// of the bare bundle path.
     #[arg(long)]
@@ -479,8 +484,26 @@ async fn collect_into(
         cpu_profile: args.cpu_profile,
         signal_dumps: args.signal_dump.unwrap_or(0),
         since: args.since,
+        debug_silence: Silence::default(),
     });
+    // Probe only what a chosen collector asks: `--only shims` must not
+    // touch the daemon.
+    let mut probes = tokio::task::JoinSet::new();
+    if !args.hung_after.is_zero() {
+        let limit = args.hung_after;
+        if chosen.iter().any(|spec| spec.kind.asks_containerd()) {
+            let ctx = ctx.clone();
+            probes.spawn(async move { ctx.containerd.probe(limit).await });
+        }
+        if chosen.iter().any(|spec| spec.kind.uses_debug_socket()) {
+            let ctx = ctx.clone();
+            probes.spawn(async move {
+                debug::probe(&ctx.debug_address, limit, &ctx.debug_silence).await
+            });
+        }
+    }
     let result = engine::run_with_events(chosen, ctx.clone(), &sink, deadline, stop, events).await;
+    probes.abort_all();
     drop(sink);
     let (mut writer, failure) = thread.close().await;
     if let Some(err) = failure {

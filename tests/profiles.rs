@@ -395,11 +395,22 @@ fn frozen_daemon_costs_profiles_their_deadlines_only() {
         "--timeout",
         "50s",
     ];
-    let (run, bundle, _out) = collect_from(&daemon, &args);
+    // Without the probe, each request waits out its own deadline.
+    let unprobed: Vec<&str> = args.iter().copied().chain(["--hung-after", "0"]).collect();
+    let (run, bundle, _out) = collect_from(&daemon, &unprobed);
+    // With it, every request ends when the probe gets no answer.
+    let probed: Vec<&str> = args.iter().copied().chain(["--hung-after", "2s"]).collect();
+    let (probed_run, probed_bundle, _out) = collect_from(&daemon, &probed);
     daemon.thaw();
-    assert_eq!(run.status.code(), Some(1), "partial: the profiles failed");
-    assert_manifest_lists_every_file(&bundle);
 
+    for (run, bundle) in [(&run, &bundle), (&probed_run, &probed_bundle)] {
+        assert_eq!(run.status.code(), Some(1), "partial: the profiles failed");
+        assert_manifest_lists_every_file(bundle);
+        assert_eq!(bundle.collector("host.info")["status"], "ok");
+        assert_eq!(bundle.collector("host.containerd-process")["status"], "ok");
+        assert!(bundle.files.contains_key("host/info.json"));
+        assert!(bundle.files.contains_key("host/containerd-process.json"));
+    }
     for (name, timeout) in DEBUG_COLLECTORS {
         let record = bundle.collector(name);
         let status = record["status"].as_str().unwrap();
@@ -413,11 +424,16 @@ fn frozen_daemon_costs_profiles_their_deadlines_only() {
             record["duration_ms"].as_u64().unwrap() <= timeout * 1000,
             "{record}"
         );
+
+        let record = probed_bundle.collector(name);
+        assert_eq!(record["status"], "failed", "{record}");
+        let error = record["error"].as_str().unwrap();
+        assert!(
+            error.contains("did not answer GET /debug/vars within 2s"),
+            "{name}: {error}"
+        );
+        assert!(record["duration_ms"].as_u64().unwrap() < 4_000, "{record}");
     }
-    assert_eq!(bundle.collector("host.info")["status"], "ok");
-    assert_eq!(bundle.collector("host.containerd-process")["status"], "ok");
-    assert!(bundle.files.contains_key("host/info.json"));
-    assert!(bundle.files.contains_key("host/containerd-process.json"));
 }
 
 #[test]

@@ -423,18 +423,58 @@ fn frozen_daemon_still_shows_its_shims(series: Series) {
     }
 
     daemon.freeze();
-    let (run, bundle, _out) = collect_from(&daemon, &["--timeout", "10s"]);
+    let (run, bundle, _out) = collect_from(&daemon, &["--timeout", "20s", "--hung-after", "2s"]);
+    // Without the probe each call waits out its collector's timeout.
+    let (unprobed, unprobed_bundle, _out) = collect_from(
+        &daemon,
+        &[
+            "--only",
+            "containerd.version",
+            "--timeout",
+            "4s",
+            "--hung-after",
+            "0",
+        ],
+    );
     daemon.thaw();
 
-    assert_eq!(
-        run.status.code(),
-        Some(1),
-        "the containerd collectors time out"
-    );
+    assert_eq!(run.status.code(), Some(1), "the containerd collectors fail");
     assert_manifest_lists_every_file(&bundle);
-    for name in ["containerd.version", "containerd.plugins"] {
-        assert_eq!(bundle.collector(name)["status"], "timed_out", "{name}");
+    // Every collector that asks the daemon or its debug socket ended when
+    // the probes got no answer, long before its own timeout.
+    let manifest = bundle.json("manifest.json");
+    let mut silenced = Vec::new();
+    for record in manifest["collectors"].as_array().unwrap() {
+        let name = record["name"].as_str().unwrap();
+        let asks = name.starts_with("containerd.")
+            || name.starts_with("workload.")
+            || (name.starts_with("profiles.") && name != "profiles.signal-dump");
+        if !asks {
+            continue;
+        }
+        let error = record["error"].as_str().unwrap_or_default();
+        let expected = if name.starts_with("profiles.") {
+            "did not answer GET /debug/vars within 2s"
+        } else {
+            "did not answer a Version call within 2s"
+        };
+        assert_eq!(record["status"], "failed", "{record}");
+        assert!(error.contains(expected), "{record}");
+        assert!(record["duration_ms"].as_u64().unwrap() < 4_000, "{record}");
+        silenced.push(name.to_string());
     }
+    assert!(silenced.len() >= 10, "{silenced:?}");
+    let summary = bundle.json("summary.json");
+    let hung = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["title"] == "containerd did not answer");
+    assert!(hung.is_some(), "{summary:#}");
+
+    assert_eq!(unprobed.status.code(), Some(1));
+    let version = unprobed_bundle.collector("containerd.version");
+    assert_eq!(version["status"], "timed_out", "{version}");
     let shims = bundle.collector("shims.tasks");
     assert_eq!(shims["status"], "ok", "{shims}");
     let report = bundle.json("shims/shims.json");

@@ -27,7 +27,9 @@ pub fn analyze(input: &Input) -> Vec<Finding> {
                 "Something other than containerd listens on --address; point it at \
                  containerd's `grpc.address`.",
             )
-        } else if record.status == Status::TimedOut {
+        } else if record.status == Status::TimedOut
+            || error.contains("did not answer a Version call")
+        {
             (
                 "containerd did not answer",
                 "The daemon accepts connections but does not respond: a goroutine dump \

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use crate::analyze::pprof_data::ProfileError;
 use crate::bundle::{Output, SinkError};
 use crate::source::debug::{self, DebugError};
-use crate::source::{Containerd, ContainerdError};
+use crate::source::{Containerd, ContainerdError, Silence};
 use crate::spec::Spec;
 
 pub use containers::ContainerRecord;
@@ -75,6 +75,8 @@ pub struct Context {
     pub signal_dumps: u8,
     /// How far back journals and logs reach (`--since`).
     pub since: Duration,
+    /// Marked when the debug socket did not answer its probe.
+    pub debug_silence: Silence,
 }
 
 /// How long one quick request to the debug socket may take.
@@ -237,6 +239,23 @@ impl Kind {
         )
     }
 
+    /// Whether the kind calls containerd's gRPC API.
+    pub fn asks_containerd(self) -> bool {
+        matches!(
+            self,
+            Kind::ContainerdVersion
+                | Kind::ContainerdServer
+                | Kind::ContainerdPlugins
+                | Kind::ContainerdNamespaces
+                | Kind::ContainerdDeprecations
+                | Kind::ContainerdContainers
+                | Kind::ContainerdTasks
+                | Kind::ContainerdSnapshots
+                | Kind::ContainerdEvents
+                | Kind::Audit
+        )
+    }
+
     /// Whether the kind reads containerd's debug socket.
     pub fn uses_debug_socket(self) -> bool {
         matches!(
@@ -340,7 +359,7 @@ async fn debug_get(
     url: &str,
     limit: Duration,
 ) -> Result<Result<Vec<u8>, Outcome>, CollectError> {
-    match debug::get(&ctx.debug_address, url, limit).await {
+    match debug::get_unless_silent(&ctx.debug_address, url, limit, &ctx.debug_silence).await {
         Ok(data) => Ok(Ok(data)),
         Err(DebugError::Missing(path)) => Ok(Err(Outcome::Skipped(format!(
             "{} ({}): the debug socket is not enabled; add to containerd's config \

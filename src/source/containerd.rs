@@ -6,6 +6,13 @@
 //! and lazily, bounds how many calls reach the daemon at once (the daemon may
 //! already be struggling), raises tonic's 4 MiB message limit to containerd's
 //! 16 MiB, and caches the daemon's version, which several collectors need.
+//!
+//! A hung daemon (stopped, deadlocked in its gRPC server) accepts
+//! connections and never answers, so every call would wait out its
+//! collector's timeout, up to most of a minute. [`Containerd::probe`] asks
+//! `Version`, the cheapest call there is, under a short deadline; when that
+//! gets no answer the daemon counts as silent, and every call waiting or yet
+//! to come ends at once with an error that says so.
 
 use std::io;
 use std::os::unix::fs::FileTypeExt;
@@ -32,6 +39,8 @@ use containerd_client::types::v1::Process;
 use containerd_client::types::{Envelope, Metric};
 use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 use tonic::transport::{Channel, Endpoint};
+
+use super::Silence;
 
 /// containerd's own limit on a gRPC message.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
@@ -96,6 +105,16 @@ pub enum ContainerdError {
         rpc: &'static str,
         limit: Duration,
     },
+    #[error(
+        "{rpc} not waited for: containerd at {path} did not answer a Version call within {}, \
+         it looks hung",
+        humantime::format_duration(*probe)
+    )]
+    Silent {
+        path: PathBuf,
+        rpc: &'static str,
+        probe: Duration,
+    },
     #[error("{rpc} failed on containerd at {path}")]
     Rpc {
         path: PathBuf,
@@ -111,6 +130,8 @@ pub struct Containerd {
     channel: OnceCell<Channel>,
     calls: Semaphore,
     version: OnceCell<DaemonVersion>,
+    /// Marked when the probe got no answer.
+    silent: Silence,
 }
 
 impl Containerd {
@@ -121,6 +142,30 @@ impl Containerd {
             channel: OnceCell::new(),
             calls: Semaphore::new(max_concurrent_calls.max(1)),
             version: OnceCell::new(),
+            silent: Silence::default(),
+        }
+    }
+
+    /// Asks `Version` once, outside the bound on calls in flight (the probe
+    /// measures the daemon, not the queue). No answer within `limit` marks
+    /// the daemon silent: calls in flight and later calls end at once. Any
+    /// other outcome leaves the calls alone: a missing socket or a refused
+    /// connection fails each call quickly by itself.
+    pub async fn probe(&self, limit: Duration) {
+        let Ok(channel) = self.channel().await else {
+            return;
+        };
+        let mut client = VersionClient::new(channel);
+        if tokio::time::timeout(limit, client.version(()))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                address = %self.address.display(),
+                limit = %humantime::format_duration(limit),
+                "containerd did not answer a Version call: not waiting for it any longer"
+            );
+            self.silent.mark(limit);
         }
     }
 
@@ -373,8 +418,11 @@ impl Containerd {
         rpc: &'static str,
         request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, ContainerdError> {
-        let _slot = self.slot().await;
-        request.await.map_err(|status| self.classify(rpc, status))
+        self.unless_silent(rpc, async {
+            let _slot = self.slot().await;
+            request.await.map_err(|status| self.classify(rpc, status))
+        })
+        .await
     }
 
     /// [`Containerd::call`] that gives up once the daemon has not answered
@@ -385,14 +433,35 @@ impl Containerd {
         limit: Duration,
         request: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, ContainerdError> {
-        let _slot = self.slot().await;
-        match tokio::time::timeout(limit, request).await {
-            Ok(answer) => answer.map_err(|status| self.classify(rpc, status)),
-            Err(_) => Err(ContainerdError::Deadline {
+        self.unless_silent(rpc, async {
+            let _slot = self.slot().await;
+            match tokio::time::timeout(limit, request).await {
+                Ok(answer) => answer.map_err(|status| self.classify(rpc, status)),
+                Err(_) => Err(ContainerdError::Deadline {
+                    path: self.address.clone(),
+                    rpc,
+                    limit,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Runs `call` until it ends or the daemon is found silent, whichever
+    /// comes first; a daemon already found silent is not asked.
+    async fn unless_silent<T>(
+        &self,
+        rpc: &'static str,
+        call: impl Future<Output = Result<T, ContainerdError>>,
+    ) -> Result<T, ContainerdError> {
+        tokio::select! {
+            biased;
+            probe = self.silent.marked() => Err(ContainerdError::Silent {
                 path: self.address.clone(),
                 rpc,
-                limit,
+                probe,
             }),
+            answer = call => answer,
         }
     }
 

@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
-use crate::source::host;
+use crate::source::{Silence, host};
 
 /// The socket containerd's `ctr pprof` assumes.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/debug.sock";
@@ -61,6 +61,52 @@ pub enum DebugError {
         url: String,
         limit: Duration,
     },
+    #[error(
+        "GET {url} not waited for: the debug socket {path} did not answer GET {PROBE_URL} \
+         within {}, the daemon looks hung",
+        humantime::format_duration(*.probe)
+    )]
+    Silent {
+        path: PathBuf,
+        url: String,
+        probe: Duration,
+    },
+}
+
+/// The request that probes the debug socket: expvar's small JSON page.
+pub const PROBE_URL: &str = "/debug/vars";
+
+/// GETs [`PROBE_URL`] under `limit`; no answer within it marks the socket
+/// silent. A missing or refusing socket is left unmarked: each request
+/// fails quickly by itself.
+pub async fn probe(socket: &Path, limit: Duration, silence: &Silence) {
+    if let Err(DebugError::Deadline { .. }) = get(socket, PROBE_URL, limit).await {
+        tracing::warn!(
+            socket = %socket.display(),
+            limit = %humantime::format_duration(limit),
+            "the debug socket did not answer: not waiting for it any longer"
+        );
+        silence.mark(limit);
+    }
+}
+
+/// [`get`] that ends at once, with [`DebugError::Silent`], when `silence`
+/// is or gets marked.
+pub async fn get_unless_silent(
+    socket: &Path,
+    url: &str,
+    limit: Duration,
+    silence: &Silence,
+) -> Result<Vec<u8>, DebugError> {
+    tokio::select! {
+        biased;
+        probe = silence.marked() => Err(DebugError::Silent {
+            path: socket.to_path_buf(),
+            url: url.to_string(),
+            probe,
+        }),
+        answer = get(socket, url, limit) => answer,
+    }
 }
 
 /// GETs `url` (path and query) from the debug socket at `socket`, giving
