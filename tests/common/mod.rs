@@ -169,6 +169,9 @@ pub struct Daemon {
     ready: bool,
     frozen: AtomicBool,
     imported: Mutex<HashSet<String>>,
+    /// Namespace and id of every shim the daemon was asked to start, for
+    /// removing the sockets they leave behind.
+    shim_ids: Mutex<HashSet<(String, String)>>,
 }
 
 impl Daemon {
@@ -242,6 +245,7 @@ impl Daemon {
             ready: false,
             frozen: AtomicBool::new(false),
             imported: Mutex::new(HashSet::new()),
+            shim_ids: Mutex::new(HashSet::new()),
             dir,
         };
 
@@ -351,6 +355,14 @@ impl Daemon {
         run.extend_from_slice(flags);
         run.extend_from_slice(&[IMAGE, id]);
         run.extend_from_slice(args);
+        let shim = flags
+            .iter()
+            .find_map(|flag| flag.strip_prefix(GROUP_LABEL))
+            .unwrap_or(id);
+        self.shim_ids
+            .lock()
+            .unwrap()
+            .insert((namespace.to_string(), shim.to_string()));
         self.ctr_ns_ok(namespace, &run);
     }
 
@@ -500,6 +512,13 @@ impl Drop for Daemon {
             self.thaw();
         }
         // A dead daemon cannot remove anything; its shims are killed below.
+        // Shims that die without removing their sockets (killed, or a
+        // group's shim whose first container went first) leave them in the
+        // shared /run/containerd/s; gather whose they are while that can
+        // still be seen.
+        let mut shim_ids = std::mem::take(&mut *self.shim_ids.lock().unwrap());
+        shim_ids.extend(live_shim_ids(&self.address));
+        shim_ids.extend(task_dir_ids(&self.state));
         if self.ready
             && self.is_running()
             && let Err(e) = self.remove_workloads()
@@ -512,6 +531,7 @@ impl Drop for Daemon {
         kill_shims(&self.address);
         delete_runc_leftovers(&self.state);
         self.stop();
+        remove_shim_sockets(&self.address, &shim_ids);
         unmount_under(&self.dir);
         if let Some(tempdir) = self.tempdir.take()
             && let Err(e) = tempdir.close()
@@ -665,6 +685,85 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         // SAFETY: as in `Stopped::stop`.
         unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
+}
+
+/// The label that puts several containers in one shim; its value names the shim.
+const GROUP_LABEL: &str = "io.containerd.runc.v2.group=";
+
+/// The sockets a shim creates in `/run/containerd/s`: the ttrpc socket and, at debug
+/// log level, its debug socket, named by the sha256 of `<address>/<namespace>/<id>` and
+/// of the same with `/debug`. The daemon's address is in the name, so no other daemon's
+/// shim has these.
+fn shim_socket_paths(address: &Path, namespace: &str, id: &str) -> [PathBuf; 2] {
+    use sha2::Digest;
+    let base = address.join(namespace).join(id);
+    [base.clone(), base.join("debug")].map(|path| {
+        let digest = sha2::Sha256::digest(path.as_os_str().as_bytes());
+        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Path::new("/run/containerd/s").join(name)
+    })
+}
+
+/// Namespace and id of the live shims of the daemon at `address`, from their
+/// `-namespace` and `-id` arguments.
+fn live_shim_ids(address: &Path) -> Vec<(String, String)> {
+    shim_pids_for(address)
+        .into_iter()
+        .filter_map(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let value = |flag: &str| {
+                let at = args.iter().position(|a| a == flag)?;
+                args.get(at + 1).cloned()
+            };
+            Some((value("-namespace")?, value("-id")?))
+        })
+        .collect()
+}
+
+/// Namespace and id of every task dir under `state`, and the group each names in its
+/// spec's annotations: a killed shim leaves its task dirs behind.
+fn task_dir_ids(state: &Path) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    let Ok(namespaces) = fs::read_dir(state.join("io.containerd.runtime.v2.task")) else {
+        return ids;
+    };
+    for ns in namespaces.flatten() {
+        let namespace = ns.file_name().to_string_lossy().into_owned();
+        for task in fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            ids.push((
+                namespace.clone(),
+                task.file_name().to_string_lossy().into_owned(),
+            ));
+            let spec = fs::read(task.path().join("config.json")).unwrap_or_default();
+            let group = serde_json::from_slice::<serde_json::Value>(&spec)
+                .ok()
+                .and_then(|spec| {
+                    let key = GROUP_LABEL.trim_end_matches('=');
+                    spec["annotations"][key].as_str().map(String::from)
+                });
+            if let Some(group) = group {
+                ids.push((namespace.clone(), group));
+            }
+        }
+    }
+    ids
+}
+
+/// Removes the sockets that the shims `ids` of the daemon at `address` left behind.
+fn remove_shim_sockets(address: &Path, ids: &HashSet<(String, String)>) {
+    for (namespace, id) in ids {
+        for socket in shim_socket_paths(address, namespace, id) {
+            match fs::remove_file(&socket) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => eprintln!("test bed: remove {}: {e}", socket.display()),
+            }
+        }
     }
 }
 
