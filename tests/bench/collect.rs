@@ -268,25 +268,32 @@ fn measure(
 }
 
 /// Starts `n` sleeping containers in [`NAMESPACE`], [`GROUP_SIZE`] to a shim.
+///
+/// The first container of each group starts before the others of that group: two
+/// containers that start a group's shim at once race for its socket, and the loser
+/// can remove the winner's socket before the winner has set its mode.
 fn start_containers(daemon: &Daemon, n: usize) {
     daemon.import_image(NAMESPACE);
     let prefix = unique_id("bench");
-    thread::scope(|s| {
-        for worker in 0..SETUP_PARALLELISM {
-            let prefix = &prefix;
-            s.spawn(move || {
-                for k in (worker..n).step_by(SETUP_PARALLELISM) {
-                    let group = format!("io.containerd.runc.v2.group=g{}", k / GROUP_SIZE);
-                    daemon.run_container_with(
-                        NAMESPACE,
-                        &format!("{prefix}-{k}"),
-                        &["--label", &group],
-                        &["sleep", "3600"],
-                    );
-                }
-            });
-        }
-    });
+    let (firsts, others): (Vec<usize>, Vec<usize>) = (0..n).partition(|k| k % GROUP_SIZE == 0);
+    for wave in [firsts, others] {
+        thread::scope(|s| {
+            for worker in 0..SETUP_PARALLELISM {
+                let (prefix, wave) = (&prefix, &wave);
+                s.spawn(move || {
+                    for &k in wave.iter().skip(worker).step_by(SETUP_PARALLELISM) {
+                        let group = format!("io.containerd.runc.v2.group=g{}", k / GROUP_SIZE);
+                        daemon.run_container_with(
+                            NAMESPACE,
+                            &format!("{prefix}-{k}"),
+                            &["--label", &group],
+                            &["sleep", "3600"],
+                        );
+                    }
+                });
+            }
+        });
+    }
 }
 
 /// Times collect and the baseline against a daemon that is set up; returns the median
