@@ -156,9 +156,10 @@ struct CollectArgs {
     /// At most this many calls in flight to containerd at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     max_calls: usize,
-    /// Count containerd as hung when a Version call gets no answer this
-    /// long: its other calls then end at once instead of each waiting out
-    /// its collector's timeout (0 turns the check off).
+    /// Count containerd's socket (or its debug socket) as hung when a probe
+    /// (a Version call; GET /debug/vars) gets no answer this long: calls to
+    /// it then end at once instead of each waiting out its collector's
+    /// timeout (0 turns the probes off).
     #[arg(long, default_value = "4s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     hung_after: Duration,
     /// Print a JSON object (bundle path, collector counts, findings) instead
