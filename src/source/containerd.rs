@@ -239,8 +239,7 @@ impl Containerd {
         namespace: &str,
         limit: Duration,
     ) -> Result<Vec<Process>, ContainerdError> {
-        let mut client =
-            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let mut client = self.tasks_client().await?;
         let request = namespaced(ListTasksRequest::default(), namespace);
         let response = self
             .call_within("Tasks.List", limit, client.list(request))
@@ -256,8 +255,7 @@ impl Containerd {
         id: &str,
         limit: Duration,
     ) -> Result<Option<Process>, ContainerdError> {
-        let mut client =
-            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let mut client = self.tasks_client().await?;
         let request = GetRequest {
             container_id: id.to_string(),
             exec_id: String::new(),
@@ -307,8 +305,7 @@ impl Containerd {
         id: &str,
         limit: Duration,
     ) -> Result<Vec<u32>, ContainerdError> {
-        let mut client =
-            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let mut client = self.tasks_client().await?;
         let request = ListPidsRequest {
             container_id: id.to_string(),
         };
@@ -335,8 +332,7 @@ impl Containerd {
         filters: Vec<String>,
         limit: Duration,
     ) -> Result<Vec<Metric>, ContainerdError> {
-        let mut client =
-            TasksClient::new(self.channel().await?).max_decoding_message_size(MAX_MESSAGE);
+        let mut client = self.tasks_client().await?;
         let request = namespaced(MetricsRequest { filters }, namespace);
         let response = self
             .call_within("Tasks.Metrics", limit, client.metrics(request))
@@ -408,6 +404,11 @@ impl Containerd {
     async fn introspection(&self) -> Result<IntrospectionClient<Channel>, ContainerdError> {
         let channel = self.channel().await?;
         Ok(IntrospectionClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+    }
+
+    async fn tasks_client(&self) -> Result<TasksClient<Channel>, ContainerdError> {
+        let channel = self.channel().await?;
+        Ok(TasksClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
     }
 
     /// Runs one RPC while holding a slot of the concurrency bound, and
