@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::bundle::{
     Bundle, assert_manifest_lists_every_file, assert_only_bundle_in, bundle_path, collect,
-    collect_from, rctr_diag,
+    collect_from, rctr_diag, spawn_collect_from,
 };
 use common::{Daemon, DaemonOptions, Series, output_within, unique_id};
 use serde_json::Value;
@@ -491,17 +491,8 @@ fn interrupt_finishes_an_incomplete_bundle() {
     let daemon = Daemon::start(Series::V2_1);
     daemon.freeze();
     let out = tempfile::tempdir().unwrap();
-    let mut child = rctr_diag()
-        .args(["collect", "--system-collectors", "/nonexistent", "-a"])
-        .arg(&daemon.address)
-        .arg("-o")
-        .arg(out.path())
-        // The daemon's collectors must still be waiting when SIGINT comes.
-        .args(["--hung-after", "0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // The daemon's collectors must still be waiting when SIGINT comes.
+    let mut child = spawn_collect_from(&daemon, out.path(), &["--hung-after", "0"]);
     // Give the host collectors time to finish while the daemon ones hang.
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: kill(2) with a pid this test spawned and still owns.

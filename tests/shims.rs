@@ -78,7 +78,7 @@ fn shim_findings(bundle: &Bundle) -> Vec<Value> {
         .collect()
 }
 
-/// The pid of the live shim of this daemon started for task `id`.
+/// Waits until process `pid` is gone.
 fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&format!("/proc/{pid}")).exists() {
@@ -95,7 +95,7 @@ fn shim_state_equals_ctr(series: Series) {
     // below are more than the init pid.
     daemon.run_container(NS, &running, &["sh", "-c", "sleep 3600 & sleep 3600"]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ctr_tasks_ps(&daemon, &running).len() < 2 {
+    while daemon.ctr_tasks_ps(NS, &running).len() < 2 {
         assert!(Instant::now() < deadline, "{running} did not fork");
         thread::sleep(Duration::from_millis(50));
     }
@@ -177,7 +177,7 @@ fn shim_state_equals_ctr(series: Series) {
             .unwrap()
             .ends_with(running.as_str())
     );
-    let ps = ctr_tasks_ps(&daemon, &running);
+    let ps = daemon.ctr_tasks_ps(NS, &running);
     assert_eq!(ps.len(), 2, "{ps:?}");
     assert_eq!(pid_set(&record), ps);
 
@@ -215,17 +215,7 @@ fn shim_state_equals_ctr(series: Series) {
         .find(|task| task["id"] == running.as_str())
         .unwrap_or_else(|| panic!("no task {running} in {report:#}"));
     assert_eq!(record["pids_from"], "shim", "{record:#}");
-    assert_eq!(pid_set(record), ctr_tasks_ps(&daemon, &running));
-}
-
-/// The pids `ctr tasks ps` lists for task `id`.
-fn ctr_tasks_ps(daemon: &Daemon, id: &str) -> BTreeSet<u64> {
-    daemon
-        .ctr_ns_ok(NS, &["tasks", "ps", id])
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().next().unwrap().parse().unwrap())
-        .collect()
+    assert_eq!(pid_set(record), daemon.ctr_tasks_ps(NS, &running));
 }
 
 /// The pids a task record of `shims.json` holds.

@@ -5,13 +5,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::bundle::{
-    Bundle, assert_manifest_lists_every_file, bundle_path, collect_from, rctr_diag, wait_output,
+    Bundle, assert_manifest_lists_every_file, bundle_path, collect_from, spawn_collect_from,
+    wait_output,
 };
-use common::{Daemon, DaemonOptions, IMAGE, Series, Stopped, unique_id};
+use common::{Daemon, DaemonOptions, GROUP_LABEL, IMAGE, Series, Stopped, unique_id};
 use serde_json::Value;
 
 const SECRET: &str = "s3cr3t-value-4711";
@@ -59,6 +59,16 @@ fn by_id(items: Vec<Value>) -> BTreeMap<String, Value> {
     items
         .into_iter()
         .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+        .collect()
+}
+
+/// The pids a task record of the tasks collector holds.
+fn record_pids(task: &Value) -> BTreeSet<u64> {
+    task["pids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pids: {task}"))
+        .iter()
+        .map(|p| p.as_u64().unwrap())
         .collect()
 }
 
@@ -149,19 +159,7 @@ fn workload_matches_ctr(series: Series) {
     assert_eq!(tasks["killed"]["exit_status"], 137);
 
     // Processes of a running task, and its decoded metrics.
-    let ps: BTreeSet<u64> = daemon
-        .ctr_ns_ok(ns, &["tasks", "ps", "web"])
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect();
-    let pids: BTreeSet<u64> = tasks["web"]["pids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no pids: {}", tasks["web"]))
-        .iter()
-        .map(|p| p.as_u64().unwrap())
-        .collect();
-    assert_eq!(pids, ps);
+    assert_eq!(record_pids(&tasks["web"]), daemon.ctr_tasks_ps(ns, "web"));
     assert_eq!(tasks["web"]["pids_from"], "cgroup", "{}", tasks["web"]);
     let metrics = &tasks["web"]["metrics"];
     assert!(
@@ -305,22 +303,11 @@ fn oom_kill_is_heard_during_the_window(series: Series) {
     let ns = ns.as_str();
     daemon.import_image(ns);
     let out = tempfile::tempdir().unwrap();
-    let collect = rctr_diag()
-        .args([
-            "collect",
-            "--system-collectors",
-            "/nonexistent",
-            "--only",
-            "workload",
-        ])
-        .args(["--events-for", "15s", "-a"])
-        .arg(&daemon.address)
-        .arg("-o")
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let collect = spawn_collect_from(
+        &daemon,
+        out.path(),
+        &["--only", "workload", "--events-for", "15s"],
+    );
 
     // Within the window: a container that outgrows its 16 MiB limit.
     std::thread::sleep(Duration::from_millis(1500));
@@ -491,16 +478,11 @@ fn troubled_node_yields_its_findings(series: Series) {
     let churn_ns = format!("{ns}-churn");
     daemon.import_image(&churn_ns);
     let out = tempfile::tempdir().unwrap();
-    let collect = rctr_diag()
-        .args(["collect", "--system-collectors", "/nonexistent"])
-        .args(["--only", "workload", "--events-for", "12s", "-a"])
-        .arg(&daemon.address)
-        .arg("-o")
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let collect = spawn_collect_from(
+        &daemon,
+        out.path(),
+        &["--only", "workload", "--events-for", "12s"],
+    );
     std::thread::sleep(Duration::from_millis(1500));
     for k in 0..CHURN_RUNS {
         let id = format!("churn-{k}");
@@ -610,18 +592,13 @@ fn silent_shim_does_not_cost_the_task_list(series: Series) {
     let daemon = Daemon::start(series);
     let ns = unique_id("wl");
     let ns = ns.as_str();
-    let group = format!("io.containerd.runc.v2.group={}", unique_id("g"));
+    let group = format!("{GROUP_LABEL}{}", unique_id("g"));
     let silent = ["silent-0", "silent-1", "silent-2"];
     for id in silent {
         daemon.run_container_with(ns, id, &["--label", &group], &["sleep", "3600"]);
     }
     daemon.run_container(ns, "healthy", &["sleep", "3600"]);
-    let ps: BTreeSet<u64> = daemon
-        .ctr_ns_ok(ns, &["tasks", "ps", "healthy"])
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect();
+    let ps = daemon.ctr_tasks_ps(ns, "healthy");
 
     let stopped = Stopped::stop(daemon.shim_pid_of(silent[0]));
     let (run, bundle, _out) = collect_from(&daemon, &["--only", "workload.tasks"]);
@@ -665,13 +642,7 @@ fn silent_shim_does_not_cost_the_task_list(series: Series) {
 
     // The healthy task lost nothing.
     let healthy = &tasks["healthy"];
-    let pids: BTreeSet<u64> = healthy["pids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no pids: {healthy}"))
-        .iter()
-        .map(|p| p.as_u64().unwrap())
-        .collect();
-    assert_eq!(pids, ps);
+    assert_eq!(record_pids(healthy), ps);
     assert!(
         healthy["metrics"]["type"]
             .as_str()

@@ -23,7 +23,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Daemon, Series, shim_pids_for, unique_id};
+use common::{Daemon, GROUP_LABEL, Series, shim_pids_for, unique_id};
 
 /// The container counts measured when `--n` is not given.
 const DEFAULT_COUNTS: [usize; 3] = [10, 100, 500];
@@ -282,7 +282,7 @@ fn start_containers(daemon: &Daemon, n: usize) {
                 let (prefix, wave) = (&prefix, &wave);
                 s.spawn(move || {
                     for &k in wave.iter().skip(worker).step_by(SETUP_PARALLELISM) {
-                        let group = format!("io.containerd.runc.v2.group=g{}", k / GROUP_SIZE);
+                        let group = format!("{GROUP_LABEL}g{}", k / GROUP_SIZE);
                         daemon.run_container_with(
                             NAMESPACE,
                             &format!("{prefix}-{k}"),

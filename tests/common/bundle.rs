@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -85,12 +85,32 @@ pub fn rctr_diag() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rctr-diag"))
 }
 
-/// Runs `rctr-diag collect` with `args`, giving it at most `limit`.
-pub fn collect(args: &[&str], limit: Duration) -> Output {
+/// `rctr-diag collect` with `args`, leaving out the specs of this machine's
+/// `/etc/rctr-diag`.
+fn collect_command(args: &[&str]) -> Command {
     let mut cmd = rctr_diag();
     cmd.arg("collect").args(args);
     cmd.arg("--system-collectors").arg("/nonexistent");
-    output_within(cmd, limit).expect("rctr-diag finishes")
+    cmd
+}
+
+/// Runs `rctr-diag collect` with `args`, giving it at most `limit`.
+pub fn collect(args: &[&str], limit: Duration) -> Output {
+    output_within(collect_command(args), limit).expect("rctr-diag finishes")
+}
+
+/// Starts `rctr-diag collect` against `daemon` into folder `out` in the
+/// background, with `extra` arguments and its output captured; finish it
+/// with [`wait_output`].
+pub fn spawn_collect_from(daemon: &Daemon, out: &Path, extra: &[&str]) -> Child {
+    let address = daemon.address.to_str().unwrap();
+    let mut args = vec!["-a", address, "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    collect_command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rctr-diag collect")
 }
 
 /// Collects from `daemon` into a fresh folder; returns the run and the bundle.

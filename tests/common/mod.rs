@@ -13,7 +13,7 @@
 #[cfg(test)]
 pub mod bundle;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
@@ -414,6 +414,15 @@ impl Daemon {
         shim_pids_for(&self.address)
     }
 
+    /// The pids `ctr tasks ps` lists for task `id` in `namespace`.
+    pub fn ctr_tasks_ps(&self, namespace: &str, id: &str) -> BTreeSet<u64> {
+        self.ctr_ns_ok(namespace, &["tasks", "ps", id])
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().next().unwrap().parse().unwrap())
+            .collect()
+    }
+
     /// Returns the pid of the shim started for task `id` (a shim serving a group is
     /// started for the group's first task); panics if there is none.
     pub fn shim_pid_of(&self, id: &str) -> u32 {
@@ -689,7 +698,7 @@ impl Drop for Stopped {
 }
 
 /// The label that puts several containers in one shim; its value names the shim.
-const GROUP_LABEL: &str = "io.containerd.runc.v2.group=";
+pub const GROUP_LABEL: &str = "io.containerd.runc.v2.group=";
 
 /// The sockets a shim creates in `/run/containerd/s`: the ttrpc socket and, at debug
 /// log level, its debug socket, named by the sha256 of `<address>/<namespace>/<id>` and
@@ -920,7 +929,6 @@ fn delete_runc_leftovers(state: &Path) {
     }
 }
 
-/// Lazily unmounts every mount at or below `dir`, deepest first.
 /// Mounts a tmpfs of `bytes` at `dir`, creating the folder; [`unmount_under`] removes it.
 fn mount_tmpfs(dir: &Path, bytes: u64) {
     fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
@@ -945,6 +953,7 @@ fn mount_tmpfs(dir: &Path, bytes: u64) {
     }
 }
 
+/// Lazily unmounts every mount at or below `dir`, deepest first.
 fn unmount_under(dir: &Path) {
     // Mounts can be stacked; a few rounds take them all.
     for _ in 0..4 {
