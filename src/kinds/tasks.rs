@@ -440,9 +440,19 @@ mod tests {
         assert_eq!(late[0].1, Err(NOT_ASKED.to_string()));
     }
 
-    /// This machine's daemons run on cgroup v2, so the v1 payload is written
-    /// out here byte by byte, field numbers as containerd's cgroups library
-    /// puts them on the wire.
+    /// Decodes `bytes` as a Tasks.Metrics payload of type `type_name`.
+    fn decode_metrics(type_name: &str, bytes: &[u8]) -> Value {
+        metrics_json(&prost_types::Any {
+            type_url: type_name.into(),
+            value: bytes.to_vec(),
+        })
+    }
+
+    // The payloads below are written out byte by byte, field numbers as
+    // containerd's cgroups library puts them on the wire, so a wrong number
+    // in proto/ fails here: the daemons of the test bed report only the
+    // cgroup version of the machine they run on.
+
     #[test]
     fn cgroup_v1_metrics_decode_to_json() {
         let bytes = [
@@ -451,11 +461,7 @@ mod tests {
             0x42, 0x02, 0x08, 0x05, // cgroup_stats, not declared: skipped
             0x4a, 0x02, 0x18, 0x01, // memory_oom_control.oom_kill 1
         ];
-        let any = prost_types::Any {
-            type_url: "io.containerd.cgroups.v1.Metrics".into(),
-            value: bytes.to_vec(),
-        };
-        let json = metrics_json(&any);
+        let json = decode_metrics("io.containerd.cgroups.v1.Metrics", &bytes);
         assert_eq!(json["type"], "io.containerd.cgroups.v1.Metrics");
         assert_eq!(json["pids"]["current"], 7);
         assert_eq!(json["pids"]["limit"], 100);
@@ -465,21 +471,30 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_v2_metrics_decode_to_json() {
+        let bytes = [
+            0x0a, 0x04, 0x08, 0x07, 0x10, 0x64, // pids: current 7, limit 100
+            0x22, 0x04, 0x80, 0x02, 0x80, 0x20, // memory.usage 4096
+            0x32, 0x04, 0x0a, 0x02, 0x08, 0x08, // io, not declared: skipped
+            0x42, 0x02, 0x28, 0x01, // memory_events.oom_kill 1
+        ];
+        let json = decode_metrics("io.containerd.cgroups.v2.Metrics", &bytes);
+        assert_eq!(json["type"], "io.containerd.cgroups.v2.Metrics");
+        assert_eq!(json["pids"]["current"], 7);
+        assert_eq!(json["pids"]["limit"], 100);
+        assert_eq!(json["memory"]["usage"], 4096);
+        assert_eq!(json["memory_events"]["oom_kill"], 1);
+        assert!(json.get("io").is_none(), "{json}");
+    }
+
+    #[test]
     fn an_unknown_or_broken_payload_keeps_its_type_and_size() {
-        let unknown = prost_types::Any {
-            type_url: "types.example/io.other.Metrics".into(),
-            value: vec![1, 2, 3],
-        };
         assert_eq!(
-            metrics_json(&unknown),
+            decode_metrics("types.example/io.other.Metrics", &[1, 2, 3]),
             serde_json::json!({"type": "io.other.Metrics", "undecoded_bytes": 3})
         );
-        let truncated = prost_types::Any {
-            type_url: "io.containerd.cgroups.v2.Metrics".into(),
-            value: vec![0x12, 0x09, 0x08],
-        };
         assert_eq!(
-            metrics_json(&truncated),
+            decode_metrics("io.containerd.cgroups.v2.Metrics", &[0x12, 0x09, 0x08]),
             serde_json::json!({"type": "io.containerd.cgroups.v2.Metrics", "undecoded_bytes": 3})
         );
     }
